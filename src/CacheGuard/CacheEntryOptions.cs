@@ -1,0 +1,44 @@
+namespace CacheGuard;
+
+/// <summary>
+/// Per-entry settings that override the cache-wide defaults in <see cref="CoalescingCacheOptions"/>.
+/// </summary>
+/// <remarks>
+/// Every property is optional: <see langword="null"/> means "use the cache default". Instances are
+/// read on each load and may be shared between calls; do not mutate one while a call that uses it runs.
+/// </remarks>
+public sealed class CacheEntryOptions
+{
+    /// <summary>Gets or sets how long the entry lives in the distributed cache (L2), before jitter.</summary>
+    /// <value>The entry lifetime, or <see langword="null"/> for <see cref="CoalescingCacheOptions.DefaultExpiration"/>.</value>
+    public TimeSpan? Expiration { get; set; }
+
+    /// <summary>Gets or sets how long the entry lives in the in-process cache (L1), before jitter.</summary>
+    /// <value>
+    /// The local lifetime, or <see langword="null"/> for <see cref="CoalescingCacheOptions.DefaultLocalExpiration"/>
+    /// (and, when that is unset too, the same as <see cref="Expiration"/>). It is capped at the L2 lifetime.
+    /// </value>
+    public TimeSpan? LocalExpiration { get; set; }
+
+    /// <summary>Gets or sets the maximum random extension applied to this entry's lifetimes, as a fraction.</summary>
+    /// <value>A value in [0, 1], or <see langword="null"/> for <see cref="CoalescingCacheOptions.JitterRatio"/>.</value>
+    public double? JitterRatio { get; set; }
+
+    internal void Validate()
+    {
+        if (Expiration is { } e && e <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Expiration), e, "CacheEntryOptions.Expiration must be greater than zero.");
+        }
+
+        if (LocalExpiration is { } l && l <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LocalExpiration), l, "CacheEntryOptions.LocalExpiration must be greater than zero.");
+        }
+
+        if (JitterRatio is { } j && !(j >= 0 && j <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(JitterRatio), j, "CacheEntryOptions.JitterRatio must be between 0 and 1.");
+        }
+    }
+}

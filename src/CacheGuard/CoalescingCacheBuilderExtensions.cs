@@ -1,0 +1,74 @@
+using CacheGuard;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Hybrid;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Configures the cache registered by <c>AddCoalescingCache</c>.</summary>
+public static class CoalescingCacheBuilderExtensions
+{
+    /// <summary>Uses the distributed cache made by <paramref name="factory"/> as L2, whatever else the container holds.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the L2 from the container, once, when the cache is created.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithDistributedCache(this ICoalescingCacheBuilder builder, Func<IServiceProvider, IDistributedCache> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, o =>
+        {
+            o.DistributedCacheFactory = factory;
+            o.DisableDistributedCache = false;
+        });
+        return builder;
+    }
+
+    /// <summary>Uses <paramref name="distributedCache"/> as L2, whatever else the container holds.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="distributedCache">The L2 instance.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithDistributedCache(this ICoalescingCacheBuilder builder, IDistributedCache distributedCache)
+    {
+        ArgumentNullException.ThrowIfNull(distributedCache);
+        return builder.WithDistributedCache(_ => distributedCache);
+    }
+
+    /// <summary>Runs the cache on L1 only, even if the container has an <see cref="IDistributedCache"/>.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithoutDistributedCache(this ICoalescingCacheBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, static o =>
+        {
+            o.DistributedCacheFactory = null;
+            o.DisableDistributedCache = true;
+        });
+        return builder;
+    }
+
+    /// <summary>Serializes <typeparamref name="T"/> for L2 with <paramref name="serializer"/> instead of System.Text.Json.</summary>
+    /// <typeparam name="T">The value type.</typeparam>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="serializer">The serializer.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithSerializer<T>(this ICoalescingCacheBuilder builder, IHybridCacheSerializer<T> serializer)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(serializer);
+        builder.Services.AddSingleton(serializer);
+        return builder;
+    }
+
+    /// <summary>Adds a serializer factory, consulted (most recently added first) for types without a registered serializer.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">The factory.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithSerializerFactory(this ICoalescingCacheBuilder builder, IHybridCacheSerializerFactory factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.AddSingleton(factory);
+        return builder;
+    }
+}

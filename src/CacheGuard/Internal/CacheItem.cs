@@ -1,0 +1,20 @@
+namespace CacheGuard.Internal;
+
+/// <summary>What L1 holds for a key: the value itself (never a copy) and when it logically expires.</summary>
+internal abstract class CacheItem(long createdTicks, long expiresTicks)
+{
+    /// <summary>Gets when the value was produced, in UTC ticks.</summary>
+    public long CreatedTicks { get; } = createdTicks;
+
+    /// <summary>Gets when the value stops being fresh, in UTC ticks.</summary>
+    public long ExpiresTicks { get; } = expiresTicks;
+
+    public abstract Type ValueType { get; }
+}
+
+internal sealed class CacheItem<T>(T value, long createdTicks, long expiresTicks) : CacheItem(createdTicks, expiresTicks)
+{
+    public readonly T Value = value;
+
+    public override Type ValueType => typeof(T);
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics.Metrics;
+
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// CacheGuard's instruments, on the meter named <c>CacheGuard</c>. Every measurement carries the cache's name
+/// (<c>cache.name</c>), never the key: keys are unbounded in number and may be personal data.
+/// </summary>
+internal sealed class CacheMetrics : IDisposable
+{
+    public const string MeterName = "CacheGuard";
+
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly KeyValuePair<string, object?> _name;
+    private readonly KeyValuePair<string, object?> _levelL1 = new("cache.level", "l1");
+    private readonly KeyValuePair<string, object?> _levelL2 = new("cache.level", "l2");
+
+    public CacheMetrics(string cacheName, IMeterFactory? meterFactory)
+    {
+        _name = new KeyValuePair<string, object?>("cache.name", cacheName);
+        if (meterFactory is not null)
+        {
+            _meter = meterFactory.Create(new MeterOptions(MeterName));
+        }
+        else
+        {
+            _meter = new Meter(MeterName);
+            _ownsMeter = true;
+        }
+
+        Hits = _meter.CreateCounter<long>("cacheguard.cache.hits", "{request}", "Requests answered from a cache level (tag cache.level: l1 or l2).");
+        Misses = _meter.CreateCounter<long>("cacheguard.cache.misses", "{request}", "Requests that found the key in no cache level and started or joined a load.");
+        Loads = _meter.CreateCounter<long>("cacheguard.cache.loads", "{load}", "Loader executions.");
+        Coalesced = _meter.CreateCounter<long>("cacheguard.cache.coalesced", "{request}", "Requests that joined a load already in flight instead of starting one.");
+        LoadDuration = _meter.CreateHistogram<double>("cacheguard.cache.load.duration", "s", "How long loader executions took.");
+        LoaderErrors = _meter.CreateCounter<long>("cacheguard.cache.loader.errors", "{error}", "Loader executions that threw.");
+        L2Errors = _meter.CreateCounter<long>("cacheguard.cache.l2.errors", "{error}", "Distributed cache calls that failed, timed out or returned an unusable payload (tags cache.operation, error.type).");
+    }
+
+    public Counter<long> Hits { get; }
+
+    public Counter<long> Misses { get; }
+
+    public Counter<long> Loads { get; }
+
+    public Counter<long> Coalesced { get; }
+
+    public Histogram<double> LoadDuration { get; }
+
+    public Counter<long> LoaderErrors { get; }
+
+    public Counter<long> L2Errors { get; }
+
+    public void HitL1() => Hits.Add(1, _name, _levelL1);
+
+    public void HitL2() => Hits.Add(1, _name, _levelL2);
+
+    public void Miss() => Misses.Add(1, _name);
+
+    public void Load(TimeSpan duration)
+    {
+        Loads.Add(1, _name);
+        LoadDuration.Record(duration.TotalSeconds, _name);
+    }
+
+    public void Joined() => Coalesced.Add(1, _name);
+
+    public void LoaderError() => LoaderErrors.Add(1, _name);
+
+    public void L2Error(string operation, string errorType) =>
+        L2Errors.Add(1, _name, new KeyValuePair<string, object?>("cache.operation", operation), new KeyValuePair<string, object?>("error.type", errorType));
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
+}

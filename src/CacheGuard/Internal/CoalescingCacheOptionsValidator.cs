@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Options;
+
+namespace CacheGuard.Internal;
+
+/// <summary>Validates <see cref="CoalescingCacheOptions"/>; every message names the option and its limit.</summary>
+internal sealed class CoalescingCacheOptionsValidator : IValidateOptions<CoalescingCacheOptions>
+{
+    /// <summary>The longest lifetime accepted anywhere: long enough for any cache, short enough that no clock overflows.</summary>
+    internal static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(3650);
+
+    public ValidateOptionsResult Validate(string? name, CoalescingCacheOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        List<string>? failures = null;
+        void Fail(string message) => (failures ??= []).Add(message);
+
+        if (options.DefaultExpiration <= TimeSpan.Zero || options.DefaultExpiration > MaxLifetime)
+        {
+            Fail($"CoalescingCacheOptions.DefaultExpiration must be greater than zero and at most {MaxLifetime.TotalDays} days (was {options.DefaultExpiration}).");
+        }
+
+        if (options.DefaultLocalExpiration is { } local && (local <= TimeSpan.Zero || local > MaxLifetime))
+        {
+            Fail($"CoalescingCacheOptions.DefaultLocalExpiration must be null, or greater than zero and at most {MaxLifetime.TotalDays} days (was {local}).");
+        }
+
+        if (!(options.JitterRatio >= 0 && options.JitterRatio <= 1))
+        {
+            Fail($"CoalescingCacheOptions.JitterRatio must be between 0 and 1 (was {options.JitterRatio}).");
+        }
+
+        if (options.NegativeExpiration < TimeSpan.Zero || options.NegativeExpiration > MaxLifetime)
+        {
+            Fail($"CoalescingCacheOptions.NegativeExpiration must be zero (off) or positive, and at most {MaxLifetime.TotalDays} days (was {options.NegativeExpiration}).");
+        }
+
+        if (options.KeyPrefix is null)
+        {
+            Fail("CoalescingCacheOptions.KeyPrefix must not be null (use an empty string for no prefix).");
+        }
+
+        if (options.MaxKeyLength < 1)
+        {
+            Fail($"CoalescingCacheOptions.MaxKeyLength must be at least 1 (was {options.MaxKeyLength}).");
+        }
+
+        if (options.DistributedCacheTimeout <= TimeSpan.Zero || options.DistributedCacheTimeout > TimeSpan.FromMinutes(10))
+        {
+            Fail($"CoalescingCacheOptions.DistributedCacheTimeout must be greater than zero and at most 10 minutes (was {options.DistributedCacheTimeout}).");
+        }
+
+        if (options.SizeLimit is { } size && size < 1)
+        {
+            Fail($"CoalescingCacheOptions.SizeLimit must be null (unbounded) or at least 1 (was {size}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Name))
+        {
+            Fail("CoalescingCacheOptions.Name must not be empty.");
+        }
+
+        return failures is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,44 @@
+using Microsoft.Extensions.Logging;
+
+namespace CacheGuard.Internal;
+
+/// <summary>CacheGuard's log messages. Event ids are API: once shipped, never reuse or renumber one.</summary>
+internal static partial class Log
+{
+    public const int L2ReadFailedId = 1;
+    public const int L2ReadTimedOutId = 2;
+    public const int L2WriteFailedId = 3;
+    public const int L2WriteTimedOutId = 4;
+    public const int L2PayloadRejectedId = 5;
+    public const int L2RemoveFailedId = 6;
+    public const int L2RemoveTimedOutId = 7;
+    public const int LoaderFailedId = 8;
+    public const int L2AbandonedCallFailedId = 9;
+
+    [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
+    public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = L2ReadTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache took longer than {Timeout}; treated as a miss.")]
+    public static partial void L2ReadTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
+
+    [LoggerMessage(EventId = L2WriteFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache failed; the value is served and kept in the local cache only.")]
+    public static partial void L2WriteFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = L2WriteTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache took longer than {Timeout}; the value is served and kept in the local cache only.")]
+    public static partial void L2WriteTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
+
+    [LoggerMessage(EventId = L2PayloadRejectedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed cache entry for key '{Key}' was not usable ({Reason}); treated as a miss and overwritten by the next load.")]
+    public static partial void L2PayloadRejected(ILogger logger, string cacheName, string key, string reason, Exception? exception);
+
+    [LoggerMessage(EventId = L2RemoveFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache failed; it may be served from there until it expires.")]
+    public static partial void L2RemoveFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = L2RemoveTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache took longer than {Timeout}; it may be served from there until it expires.")]
+    public static partial void L2RemoveTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
+
+    [LoggerMessage(EventId = LoaderFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the loader for key '{Key}' failed; the exception reaches every caller waiting for it and is not cached.")]
+    public static partial void LoaderFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
+    public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);
+}
