@@ -24,6 +24,14 @@ public sealed class CacheEntryOptions
     /// <value>A value in [0, 1], or <see langword="null"/> for <see cref="CoalescingCacheOptions.JitterRatio"/>.</value>
     public double? JitterRatio { get; set; }
 
+    /// <summary>Gets or sets switches that turn parts of the read-through path off for this call.</summary>
+    /// <value><see cref="CacheEntryFlags.None"/> by default.</value>
+    public CacheEntryFlags Flags { get; set; }
+
+    /// <summary>Gets or sets the tags attached to the entry; <see cref="ICoalescingCache.RemoveByTagAsync(string, CancellationToken)"/> invalidates every entry carrying a tag.</summary>
+    /// <value><see langword="null"/> (no tags) by default. Each tag must be non-empty and at most 256 characters; at most 64 tags.</value>
+    public IReadOnlyList<string>? Tags { get; set; }
+
     internal void Validate()
     {
         if (Expiration is { } e && e <= TimeSpan.Zero)
@@ -39,6 +47,38 @@ public sealed class CacheEntryOptions
         if (JitterRatio is { } j && !(j >= 0 && j <= 1))
         {
             throw new ArgumentOutOfRangeException(nameof(JitterRatio), j, "CacheEntryOptions.JitterRatio must be between 0 and 1.");
+        }
+
+        ValidateTags(Tags, nameof(Tags));
+    }
+
+    internal const int MaxTags = 64;
+    internal const int MaxTagLength = 256;
+
+    internal static void ValidateTags(IReadOnlyList<string>? tags, string parameterName)
+    {
+        if (tags is null)
+        {
+            return;
+        }
+
+        if (tags.Count > MaxTags)
+        {
+            throw new ArgumentOutOfRangeException(parameterName, tags.Count, $"CacheEntryOptions.Tags holds {tags.Count} tags; the limit is {MaxTags}.");
+        }
+
+        foreach (string tag in tags)
+        {
+            ValidateTag(tag, parameterName);
+        }
+    }
+
+    internal static void ValidateTag(string tag, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(tag, parameterName);
+        if (string.IsNullOrWhiteSpace(tag) || tag.Length > MaxTagLength)
+        {
+            throw new ArgumentException($"The tag '{tag[..Math.Min(tag.Length, 64)]}' must be non-empty and at most {MaxTagLength} characters (it has {tag.Length}).", parameterName);
         }
     }
 }

@@ -62,6 +62,21 @@ public sealed class CoalescingCacheOptions
     /// <value><c>default</c> for the unnamed cache.</value>
     public string Name { get; set; } = "default";
 
+    /// <summary>Gets or sets how often a node re-reads a tag's invalidation time from L2 while it serves entries with that tag.</summary>
+    /// <value>
+    /// One second by default: an entry invalidated by <see cref="ICoalescingCache.RemoveByTagAsync(string, CancellationToken)"/>
+    /// on another node stops being served here within this interval. Must be greater than zero. Without an L2, tags are
+    /// local and this is not used.
+    /// </value>
+    public TimeSpan TagCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Gets or sets whether traces carry cache keys (the <c>cache.key</c> tag).</summary>
+    /// <value>
+    /// <see langword="false"/> by default: keys can be personal data (an e-mail address, a user id). Metrics never carry
+    /// keys, whatever this says.
+    /// </value>
+    public bool IncludeKeysInTelemetry { get; set; }
+
     /// <summary>
     /// The distributed cache chosen explicitly through the builder, which wins over the one registered in DI.
     /// </summary>

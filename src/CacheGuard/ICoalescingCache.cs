@@ -56,4 +56,18 @@ public interface ICoalescingCache
     /// <param name="cancellationToken">Cancels the removal.</param>
     /// <returns>A task that completes when both levels are cleared (a failed L2 removal is logged and skipped).</returns>
     ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Looks <paramref name="key"/> up in L1, then L2, without loading it. An L2 hit fills L1.</summary>
+    /// <typeparam name="T">The value type.</typeparam>
+    /// <param name="key">The cache key.</param>
+    /// <param name="cancellationToken">Ends this caller's wait.</param>
+    /// <returns>Whether the key was found, cached as "not found", or missing, and the value when found.</returns>
+    /// <exception cref="CacheTypeMismatchException">The key is held in L1 as another type.</exception>
+    ValueTask<CacheLookup<T>> TryGetAsync<T>(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Invalidates every entry tagged with <paramref name="tag"/>, in L1 and L2, without scanning either.</summary>
+    /// <param name="tag">The tag.</param>
+    /// <param name="cancellationToken">Cancels the invalidation.</param>
+    /// <returns>A task that completes when the invalidation is recorded (a failed L2 write is logged and skipped).</returns>
+    ValueTask RemoveByTagAsync(string tag, CancellationToken cancellationToken = default);
 }

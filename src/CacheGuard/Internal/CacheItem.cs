@@ -1,8 +1,11 @@
 namespace CacheGuard.Internal;
 
 /// <summary>What L1 holds for a key: the value itself (never a copy) and when it logically expires.</summary>
-internal abstract class CacheItem(long createdTicks, long expiresTicks)
+internal abstract class CacheItem(long createdTicks, long expiresTicks, string[]? tags)
 {
+    /// <summary>Gets the entry's tags, or <see langword="null"/>: only tagged entries pay for tag checks on a hit.</summary>
+    public string[]? Tags { get; } = tags;
+
     /// <summary>Gets when the value was produced, in UTC ticks.</summary>
     public long CreatedTicks { get; } = createdTicks;
 
@@ -12,7 +15,7 @@ internal abstract class CacheItem(long createdTicks, long expiresTicks)
     public abstract Type ValueType { get; }
 }
 
-internal sealed class CacheItem<T>(T value, long createdTicks, long expiresTicks) : CacheItem(createdTicks, expiresTicks)
+internal sealed class CacheItem<T>(T value, long createdTicks, long expiresTicks, string[]? tags = null) : CacheItem(createdTicks, expiresTicks, tags)
 {
     public readonly T Value = value;
 

@@ -49,6 +49,11 @@ internal sealed class CoalescingCacheOptionsValidator : IValidateOptions<Coalesc
             Fail($"CoalescingCacheOptions.DistributedCacheTimeout must be greater than zero and at most 10 minutes (was {options.DistributedCacheTimeout}).");
         }
 
+        if (options.TagCheckInterval <= TimeSpan.Zero || options.TagCheckInterval > MaxLifetime)
+        {
+            Fail($"CoalescingCacheOptions.TagCheckInterval must be greater than zero and at most {MaxLifetime.TotalDays} days (was {options.TagCheckInterval}).");
+        }
+
         if (options.SizeLimit is { } size && size < 1)
         {
             Fail($"CoalescingCacheOptions.SizeLimit must be null (unbounded) or at least 1 (was {size}).");

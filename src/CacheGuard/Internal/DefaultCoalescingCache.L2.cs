@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Buffers;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.Hybrid;
@@ -21,6 +22,7 @@ internal sealed partial class DefaultCoalescingCache
     {
         string l2Key = L2Key(key);
         using var deadline = new L2Deadline(_l2Timeout, _time, CancellationToken.None);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _name, key, _keysInTelemetry);
         PooledBufferWriter? buffer = null;
         bool abandoned = false;
         try
@@ -55,12 +57,14 @@ internal sealed partial class DefaultCoalescingCache
         {
             // The abandoned call may still write into the buffer: never hand it back to the pool.
             abandoned = true;
+            CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationRead, "timeout");
             Log.L2ReadTimedOut(_logger, _name, key, _l2Timeout);
             return null;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
+            CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationRead, "exception");
             Log.L2ReadFailed(_logger, _name, key, ex);
             return null;
@@ -76,7 +80,7 @@ internal sealed partial class DefaultCoalescingCache
 
     private CacheItem<T>? Decode<T>(string key, ReadOnlyMemory<byte> data)
     {
-        EnvelopeStatus status = Envelope.TryRead(data, out EnvelopeHeader header, out ReadOnlyMemory<byte> payload, out _);
+        EnvelopeStatus status = Envelope.TryRead(data, out EnvelopeHeader header, out ReadOnlyMemory<byte> payload, out string[]? tags);
         if (status != EnvelopeStatus.Ok)
         {
             Reject(key, status switch
@@ -119,7 +123,7 @@ internal sealed partial class DefaultCoalescingCache
             }
         }
 
-        return new CacheItem<T>(value, header.CreatedTicks, header.ExpiresTicks);
+        return new CacheItem<T>(value, header.CreatedTicks, header.ExpiresTicks, tags);
     }
 
     private void Reject(string key, string reason, Exception? exception)
@@ -133,12 +137,13 @@ internal sealed partial class DefaultCoalescingCache
         PooledBufferWriter buffer = new();
         bool abandoned = false;
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2WriteActivity, _name, key, _keysInTelemetry);
         try
         {
             bool notFound = item.Value is null;
             var header = new EnvelopeHeader(item.CreatedTicks, item.ExpiresTicks, loadDuration.Ticks, TypeTag<T>.Value, notFound);
             IHybridCacheSerializer<T>? serializer = notFound ? null : _serializers.Get<T>();
-            Envelope.Write(buffer, header, item.Value, serializer);
+            Envelope.Write(buffer, header, item.Value, serializer, item.Tags);
 
             var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime };
             string l2Key = L2Key(key);
@@ -154,11 +159,13 @@ internal sealed partial class DefaultCoalescingCache
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
             abandoned = true; // the abandoned call may still read the buffer
+            CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationWrite, "timeout");
             Log.L2WriteTimedOut(_logger, _name, key, _l2Timeout);
         }
         catch (Exception ex)
         {
+            CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationWrite, "exception");
             Log.L2WriteFailed(_logger, _name, key, ex);
         }
@@ -174,6 +181,7 @@ internal sealed partial class DefaultCoalescingCache
     private async ValueTask RemoveL2Async(string key, CancellationToken cancellationToken)
     {
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2RemoveActivity, _name, key, _keysInTelemetry);
         try
         {
             await BoundAsync(_l2!.RemoveAsync(L2Key(key), deadline.Token), deadline.Token).ConfigureAwait(false);
@@ -184,11 +192,13 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
+            CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationRemove, "timeout");
             Log.L2RemoveTimedOut(_logger, _name, key, _l2Timeout);
         }
         catch (Exception ex)
         {
+            CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationRemove, "exception");
             Log.L2RemoveFailed(_logger, _name, key, ex);
         }

@@ -35,6 +35,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
     private readonly TimeSpan _l2Timeout;
     private readonly double _jitterRatio;
     private readonly bool _sized;
+    private readonly bool _keysInTelemetry;
+    private readonly TimeSpan _tagCheckInterval;
 
     internal DefaultCoalescingCache(
         CoalescingCacheOptions options,
@@ -62,6 +64,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         _l2Timeout = options.DistributedCacheTimeout;
         _jitterRatio = options.JitterRatio;
         _sized = options.SizeLimit is not null;
+        _keysInTelemetry = options.IncludeKeysInTelemetry;
+        _tagCheckInterval = options.TagCheckInterval;
 
         _l1 = new MemoryCache(new MemoryCacheOptions
         {
@@ -123,7 +127,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
     {
         // The hit path: no validation beyond null checks is needed, because only validated keys ever reach L1.
         object? found = null;
-        if (key is not null && loader is not null && _l1.TryGetValue(key, out found) && found is CacheItem<T> item)
+        if (key is not null && loader is not null && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
+            && _l1.TryGetValue(key, out found) && found is CacheItem<T> item && IsFresh(item))
         {
             if (_metrics.Hits.Enabled)
             {
@@ -147,7 +152,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
 
         // A load in flight for this key read the data source before this write: its result must not overwrite it.
         _flights.Forget(key);
-        return StoreAsync(key, value, Plan(options), TimeSpan.Zero, flight: null, cancellationToken);
+        long now = _time.GetUtcNow().UtcTicks;
+        return StoreAsync(key, value, Plan(options), now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
     }
 
     public ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default)

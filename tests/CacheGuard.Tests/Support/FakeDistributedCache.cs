@@ -48,10 +48,18 @@ public sealed class FakeDistributedCache(FakeTimeProvider? time = null) : IDistr
 
     public byte[]? Get(string key) => throw new NotSupportedException("CacheGuard must use the async API.");
 
+    /// <summary>When set, every read waits for this gate before answering.</summary>
+    public TaskCompletionSource? ReadGate { get; set; }
+
     public async Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
         Interlocked.Increment(ref _gets);
         ReadEntered.TrySetResult();
+        if (ReadGate is { } gate)
+        {
+            await gate.Task.ConfigureAwait(false);
+        }
+
         switch (ReadFault)
         {
             case L2Fault.ThrowSynchronously:
