@@ -9,7 +9,9 @@ using CacheGuard.Benchmarks;
 //   dotnet run -c Release --project tests/CacheGuard.Benchmarks
 // --quick runs every part on a short job, as a smoke test (CI); it never judges timings.
 // --filter PATTERN... selects, as BenchmarkDotNet does, by full name; the stampede is
-// "CacheGuard.Benchmarks.Stampede" and the Go comparison "CacheGuard.Benchmarks.GoSingleFlight".
+// "CacheGuard.Benchmarks.Stampede", the Go comparison "CacheGuard.Benchmarks.GoSingleFlight" and the Redis
+// part (needs redis-server and redis-benchmark) "CacheGuard.Benchmarks.Redis"; the miss path's allocation breakdown
+// "CacheGuard.Benchmarks.AllocationBreakdown".
 bool quick = args.Contains("--quick");
 List<string> bdnArgs = args.Where(a => a != "--quick").ToList();
 List<string> filters = FilterValues(bdnArgs);
@@ -25,6 +27,8 @@ bool runBdn = benchmarkTypes
     .Any(Selected);
 bool runStampede = Selected("CacheGuard.Benchmarks.Stampede");
 bool runGo = Selected("CacheGuard.Benchmarks.GoSingleFlight");
+bool runRedis = Selected("CacheGuard.Benchmarks.Redis");
+bool runBreakdown = Selected("CacheGuard.Benchmarks.AllocationBreakdown");
 
 Console.WriteLine($"// CacheGuard benchmarks ({(quick ? "quick: a smoke test, the timings mean little" : "full")}); {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
 
@@ -34,10 +38,12 @@ if (runBdn)
     summaries.AddRange(BenchmarkSwitcher.FromTypes(benchmarkTypes).Run([.. bdnArgs], SuiteConfig.Create(quick)));
 }
 
+List<AllocationShare>? breakdown = runBreakdown ? AllocationBreakdown.Run() : null;
 List<StampedeResult>? stampede = runStampede ? Stampede.Run(quick ? 3 : 30, Console.Out) : null;
 List<GoResult>? go = runGo ? GoSingleFlight.Run(quick, Console.Out) : null;
+List<RedisThroughput>? redis = runRedis ? await RedisSuite.RunAsync(quick, Console.Out) : null;
 
-string report = Report.Render(summaries, stampede, go, quick);
+string report = Report.Render(summaries, breakdown, stampede, go, redis, quick);
 Console.WriteLine();
 Console.WriteLine(report);
 string artifacts = Path.Combine(Directory.GetCurrentDirectory(), "BenchmarkDotNet.Artifacts", "results");

@@ -14,12 +14,12 @@ internal static class Report
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static string Render(List<Summary> summaries, List<StampedeResult>? stampede, List<GoResult>? go, bool quick)
+    public static string Render(List<Summary> summaries, List<AllocationShare>? breakdown, List<StampedeResult>? stampede, List<GoResult>? go, List<RedisThroughput>? redis, bool quick)
     {
         var md = new StringBuilder();
         md.AppendLine(Inv, $"# CacheGuard benchmark report ({(quick ? "--quick: smoke test, timings are not meaningful" : "full run")})");
         md.AppendLine();
-        md.AppendLine(Inv, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
+        md.AppendLine(Inv, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}.");
         md.AppendLine();
 
         foreach (Summary summary in summaries)
@@ -35,6 +35,20 @@ internal static class Report
                 double? baseMean = baseline?.ResultStatistics?.Mean;
                 string ratio = mean is not null && baseMean is > 0 ? (mean.Value / baseMean.Value).ToString("0.00", Inv) + "×" : "–";
                 md.AppendLine(Inv, $"| {r.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo} | {Ns(mean)} | {ratio} | {Bytes(r)} | {(mean is > 0 ? (1e9 / mean.Value).ToString("N0", Inv) : "–")} |");
+            }
+
+            md.AppendLine();
+        }
+
+        if (breakdown is not null)
+        {
+            md.AppendLine("## Miss path: where the bytes go (one thread, distinct keys, exact per-thread allocation counts)");
+            md.AppendLine();
+            md.AppendLine("| Part | Bytes/op |");
+            md.AppendLine("|---|---:|");
+            foreach (AllocationShare share in breakdown)
+            {
+                md.AppendLine(Inv, $"| {share.Part.Replace("  ", "&nbsp;&nbsp;", StringComparison.Ordinal)} | {share.BytesPerOp:N1} |");
             }
 
             md.AppendLine();
@@ -77,8 +91,50 @@ internal static class Report
             md.AppendLine();
         }
 
-        RenderTargets(md, summaries, stampede, go);
+        if (redis is not null)
+        {
+            md.AppendLine("## Redis: throughput at N concurrent callers, 200-byte values, one local redis-server");
+            md.AppendLine();
+            md.AppendLine("redis-benchmark opens N connections with one request in flight on each (-P 1); CacheGuard's callers share one multiplexed connection. Latency: redis-benchmark's average; for CacheGuard, wall time × callers / requests.");
+            md.AppendLine();
+            md.AppendLine("| Callers | Subject | Op | Requests/s | vs redis-benchmark | Mean latency (µs) | Bytes/op |");
+            md.AppendLine("|---:|---|---|---:|---:|---:|---:|");
+            foreach (RedisThroughput r in redis)
+            {
+                RedisThroughput? reference = redis.FirstOrDefault(x => x.Subject.StartsWith("redis-benchmark", StringComparison.Ordinal) && x.Callers == r.Callers && x.Operation == r.Operation);
+                string ratio = reference is null ? "–" : (r.OpsPerSecond / reference.OpsPerSecond).ToString("0.00", Inv) + "×";
+                md.AppendLine(Inv, $"| {r.Callers} | {r.Subject} | {r.Operation} | {r.OpsPerSecond:N0} | {ratio} | {(r.MeanMicroseconds is { } us ? us.ToString("N1", Inv) : "–")} | {(r.BytesPerOp is { } b ? b.ToString("N0", Inv) : "–")} |");
+            }
+
+            md.AppendLine();
+        }
+
+        RenderTargets(md, summaries, stampede, go, redis);
         return md.ToString();
+    }
+
+    /// <summary>The commit measured, and whether src/ differed from it: numbers belong to a version of the code.</summary>
+    private static string SourceRevision()
+    {
+        try
+        {
+            string head = Git("rev-parse --short HEAD");
+            string dirty = Git("status --porcelain -- src");
+            return head.Length == 0 ? "unknown (no git)" : head + (dirty.Length == 0 ? string.Empty : " + uncommitted changes in src/");
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "unknown (no git)";
+        }
+
+        static string Git(string arguments)
+        {
+            var start = new System.Diagnostics.ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            using System.Diagnostics.Process git = System.Diagnostics.Process.Start(start)!;
+            string output = git.StandardOutput.ReadToEnd().Trim();
+            git.WaitForExit();
+            return git.ExitCode == 0 ? output : string.Empty;
+        }
     }
 
     public static List<string> Failures(List<Summary> summaries)
@@ -101,7 +157,7 @@ internal static class Report
         return failures;
     }
 
-    private static void RenderTargets(StringBuilder md, List<Summary> summaries, List<StampedeResult>? stampede, List<GoResult>? go)
+    private static void RenderTargets(StringBuilder md, List<Summary> summaries, List<StampedeResult>? stampede, List<GoResult>? go, List<RedisThroughput>? redis)
     {
         md.AppendLine("## Targets (issue 8), judged on this run");
         md.AppendLine();
@@ -142,7 +198,19 @@ internal static class Report
             md.AppendLine(Inv, $"| Uncontended SingleFlight.DoAsync no slower than Go's singleflight.Do | {Ns(sf.ResultStatistics.Mean)}, {Allocated(sf)} B; {goText} | {(goDo is null ? "not compared" : Verdict(sf.ResultStatistics.Mean <= goDo.NsPerOp))} |");
         }
 
-        md.AppendLine("| Redis GET at 64 callers ≥ 1.0× redis-benchmark | not measured: the Redis tier (RedisDistributedCache) has not landed | – |");
+        RedisThroughput? redisGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject.StartsWith("RedisDistributedCache.GetAsync", StringComparison.Ordinal));
+        RedisThroughput? rawGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject == "CacheGuard client, GET");
+        RedisThroughput? benchGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject.StartsWith("redis-benchmark", StringComparison.Ordinal) && r.Operation == "GET");
+        if (redisGet is not null && benchGet is not null)
+        {
+            double ratio = redisGet.OpsPerSecond / benchGet.OpsPerSecond;
+            string plain = rawGet is null ? string.Empty : $"; plain GET through the same client {rawGet.OpsPerSecond / benchGet.OpsPerSecond:0.00}×";
+            md.AppendLine(Inv, $"| Redis GET at 64 callers ≥ 1.0× redis-benchmark -c 64 -P 1 | RedisDistributedCache.GetAsync {redisGet.OpsPerSecond:N0}/s vs {benchGet.OpsPerSecond:N0}/s = {ratio:0.00}×{plain} | {Verdict(ratio >= 1.0)} |");
+        }
+        else
+        {
+            md.AppendLine("| Redis GET at 64 callers ≥ 1.0× redis-benchmark | not measured in this run (filtered out, or redis-server / redis-benchmark missing) | – |");
+        }
         md.AppendLine();
     }
 
