@@ -24,6 +24,34 @@ public sealed class CacheEntryOptions
     /// <value>A value in [0, 1], or <see langword="null"/> for <see cref="CoalescingCacheOptions.JitterRatio"/>.</value>
     public double? JitterRatio { get; set; }
 
+    /// <summary>Gets or sets whether this entry is kept past its expiry as a fail-safe stand-in.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.FailSafe"/>.</value>
+    public bool? FailSafe { get; set; }
+
+    /// <summary>Gets or sets how long this entry is kept past its logical expiry when fail-safe is on.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.FailSafeMaxDuration"/>.</value>
+    public TimeSpan? FailSafeMaxDuration { get; set; }
+
+    /// <summary>Gets or sets how long a stale value served by fail-safe is re-armed for.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.FailSafeThrottleDuration"/>.</value>
+    public TimeSpan? FailSafeThrottleDuration { get; set; }
+
+    /// <summary>Gets or sets how long callers wait for this entry's loader before getting a stale value.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.LoaderSoftTimeout"/>.</value>
+    public TimeSpan? LoaderSoftTimeout { get; set; }
+
+    /// <summary>Gets or sets the longest any caller waits for this entry's loader.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.LoaderHardTimeout"/>.</value>
+    public TimeSpan? LoaderHardTimeout { get; set; }
+
+    /// <summary>Gets or sets the fraction of the entry's lifetime after which a hit refreshes it in the background.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.EagerRefreshThreshold"/>.</value>
+    public double? EagerRefreshThreshold { get; set; }
+
+    /// <summary>Gets or sets whether hits refresh this entry early with XFetch's probability.</summary>
+    /// <value><see langword="null"/> for <see cref="CoalescingCacheOptions.ProbabilisticEarlyRefresh"/>.</value>
+    public bool? ProbabilisticEarlyRefresh { get; set; }
+
     /// <summary>Gets or sets switches that turn parts of the read-through path off for this call.</summary>
     /// <value><see cref="CacheEntryFlags.None"/> by default.</value>
     public CacheEntryFlags Flags { get; set; }
@@ -49,7 +77,24 @@ public sealed class CacheEntryOptions
             throw new ArgumentOutOfRangeException(nameof(JitterRatio), j, "CacheEntryOptions.JitterRatio must be between 0 and 1.");
         }
 
+        ValidatePositive(FailSafeMaxDuration, nameof(FailSafeMaxDuration));
+        ValidatePositive(FailSafeThrottleDuration, nameof(FailSafeThrottleDuration));
+        ValidatePositive(LoaderSoftTimeout, nameof(LoaderSoftTimeout));
+        ValidatePositive(LoaderHardTimeout, nameof(LoaderHardTimeout));
+        if (EagerRefreshThreshold is { } t && !(t > 0 && t < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(EagerRefreshThreshold), t, "CacheEntryOptions.EagerRefreshThreshold must be between 0 and 1 (exclusive).");
+        }
+
         ValidateTags(Tags, nameof(Tags));
+    }
+
+    private static void ValidatePositive(TimeSpan? value, string name)
+    {
+        if (value is { } v && v <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(name, v, $"CacheEntryOptions.{name} must be greater than zero.");
+        }
     }
 
     internal const int MaxTags = 64;

@@ -62,6 +62,84 @@ public sealed class CoalescingCacheOptions
     /// <value><c>default</c> for the unnamed cache.</value>
     public string Name { get; set; } = "default";
 
+    /// <summary>Gets or sets whether entries are kept past their expiry so a stale value can stand in when the loader fails.</summary>
+    /// <value>
+    /// <see langword="false"/> by default. When on, an entry stays in L1 and L2 for <see cref="FailSafeMaxDuration"/> past its
+    /// logical expiry; if a reload throws or times out, callers get the stale value (logged, counted) instead of the error.
+    /// Overridable per entry with <see cref="CacheEntryOptions.FailSafe"/>.
+    /// </value>
+    public bool FailSafe { get; set; }
+
+    /// <summary>Gets or sets how long an entry is kept past its logical expiry when fail-safe is on.</summary>
+    /// <value>One hour by default. Must be greater than zero.</value>
+    public TimeSpan FailSafeMaxDuration { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Gets or sets how long a stale value served by fail-safe is re-armed for, so a failing source is not hammered.</summary>
+    /// <value>30 seconds by default. Must be greater than zero.</value>
+    public TimeSpan FailSafeThrottleDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets how long callers wait for a loader before getting the stale value, when there is one.</summary>
+    /// <value>
+    /// <see langword="null"/> (no soft timeout) by default. When a stale value exists and the loader is slower than this,
+    /// callers get the stale value at once while the load goes on in the background and updates both levels when it
+    /// finishes.
+    /// </value>
+    public TimeSpan? LoaderSoftTimeout { get; set; }
+
+    /// <summary>Gets or sets the longest any caller waits for a loader.</summary>
+    /// <value>
+    /// <see langword="null"/> (no limit) by default. Past it, callers get a <see cref="TimeoutException"/> (or, with
+    /// fail-safe and a stale value, the stale value). The load may still finish in the background; see
+    /// <see cref="AllowTimedOutLoaderBackgroundCompletion"/>.
+    /// </value>
+    public TimeSpan? LoaderHardTimeout { get; set; }
+
+    /// <summary>Gets or sets whether a load that timed out for its callers may still finish and fill the cache.</summary>
+    /// <value><see langword="true"/> by default. When <see langword="false"/>, the loader's token is cancelled at the hard timeout.</value>
+    public bool AllowTimedOutLoaderBackgroundCompletion { get; set; } = true;
+
+    /// <summary>Gets or sets the fraction of an L1 entry's lifetime after which the first hit refreshes it in the background.</summary>
+    /// <value>
+    /// <see langword="null"/> (off) by default. With 0.9, the first hit after 90 % of the entry's lifetime starts one
+    /// background refresh (coalesced with any other load of the key) and returns the current value at once, so a hot key
+    /// never expires under traffic. Must be in (0, 1).
+    /// </value>
+    public double? EagerRefreshThreshold { get; set; }
+
+    /// <summary>Gets or sets whether hits refresh an entry early with a probability that rises as its expiry nears (XFetch).</summary>
+    /// <value>
+    /// <see langword="false"/> by default. Each hit refreshes in the background when
+    /// <c>now − Δ·β·ln(U) ≥ expiry</c>, where Δ is how long the last load took and U is uniform in (0, 1]
+    /// (Vattani, Chierichetti and Lowenstein, VLDB 2015). Needs no coordination between nodes.
+    /// </value>
+    public bool ProbabilisticEarlyRefresh { get; set; }
+
+    /// <summary>Gets or sets XFetch's β: above 1 refreshes earlier, below 1 later.</summary>
+    /// <value>1.0 by default. Must be greater than zero.</value>
+    public double ProbabilisticEarlyRefreshBeta { get; set; } = 1.0;
+
+    /// <summary>Gets or sets how many L2 failures within <see cref="DistributedCacheCircuitBreakerWindow"/> open the circuit breaker.</summary>
+    /// <value>5 by default. Must be at least 1.</value>
+    public int DistributedCacheCircuitBreakerThreshold { get; set; } = 5;
+
+    /// <summary>Gets or sets the window in which L2 failures are counted towards opening the circuit breaker.</summary>
+    /// <value>10 seconds by default. Must be greater than zero.</value>
+    public TimeSpan DistributedCacheCircuitBreakerWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets how long L2 is left alone once the circuit breaker opens, before one call probes it.</summary>
+    /// <value>
+    /// 15 seconds by default; <see cref="TimeSpan.Zero"/> turns the breaker off. While open, reads are misses and writes
+    /// are queued (latest value per key) and replayed once L2 answers again.
+    /// </value>
+    public TimeSpan DistributedCacheCircuitBreakerDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets how many keys' failed L2 writes and removals are kept for replay.</summary>
+    /// <value>
+    /// 10,000 by default. Past it, the oldest pending key is dropped from L1 as well as from the queue, so no node serves a
+    /// value L2 never saw for longer than its L1 lifetime. Must be at least 1.
+    /// </value>
+    public int MaxPendingDistributedWrites { get; set; } = 10_000;
+
     /// <summary>Gets or sets how often a node re-reads a tag's invalidation time from L2 while it serves entries with that tag.</summary>
     /// <value>
     /// One second by default: an entry invalidated by <see cref="ICoalescingCache.RemoveByTagAsync(string, CancellationToken)"/>

@@ -42,6 +42,24 @@ public interface ICoalescingCache
     /// <exception cref="CacheTypeMismatchException">The key is held as another type.</exception>
     ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Gets the value cached under <paramref name="key"/>, loading it once if no level has it, with a loader that decides
+    /// how its result is cached through a <see cref="LoadContext{T}"/>: its lifetimes and tags, "do not cache", and
+    /// "not modified" (re-arm the stale value).
+    /// </summary>
+    /// <typeparam name="TState">The type of the state passed to the loader.</typeparam>
+    /// <typeparam name="T">The value type.</typeparam>
+    /// <param name="key">The cache key.</param>
+    /// <param name="state">Passed to <paramref name="loader"/>.</param>
+    /// <param name="loader">Loads the value; the context exists only for this load, never on a hit.</param>
+    /// <param name="options">Per-entry overrides; the context starts from them.</param>
+    /// <param name="cancellationToken">Ends this caller's wait; the shared load goes on for other callers.</param>
+    /// <returns>The cached or loaded value.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="key"/> or <paramref name="loader"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="key"/> is empty, whitespace or too long.</exception>
+    /// <exception cref="CacheTypeMismatchException">The key is held as another type.</exception>
+    ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, LoadContext<T>, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default);
+
     /// <summary>Writes <paramref name="value"/> under <paramref name="key"/> to L2, then to L1.</summary>
     /// <typeparam name="T">The value type.</typeparam>
     /// <param name="key">The cache key.</param>

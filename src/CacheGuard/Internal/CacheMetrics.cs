@@ -35,6 +35,10 @@ internal sealed class CacheMetrics : IDisposable
         Coalesced = _meter.CreateCounter<long>("cacheguard.cache.coalesced", "{request}", "Requests that joined a load already in flight instead of starting one.");
         LoadDuration = _meter.CreateHistogram<double>("cacheguard.cache.load.duration", "s", "How long loader executions took.");
         LoaderErrors = _meter.CreateCounter<long>("cacheguard.cache.loader.errors", "{error}", "Loader executions that threw.");
+        StaleValues = _meter.CreateCounter<long>("cacheguard.cache.stale_served", "{request}", "Loads answered with a stale value by fail-safe or a loader timeout (tag cache.stale_reason: error, soft_timeout, hard_timeout).");
+        EarlyRefreshes = _meter.CreateCounter<long>("cacheguard.cache.early_refreshes", "{refresh}", "Background refreshes started by a hit before expiry (eager or probabilistic).");
+        LoaderTimeouts = _meter.CreateCounter<long>("cacheguard.cache.loader.timeouts", "{timeout}", "Loads whose callers stopped waiting at LoaderHardTimeout.");
+        CircuitBreakerTransitions = _meter.CreateCounter<long>("cacheguard.cache.l2.circuit_breaker.transitions", "{transition}", "L2 circuit breaker state changes (tag cache.circuit_state: open, half_open, closed).");
         L2Errors = _meter.CreateCounter<long>("cacheguard.cache.l2.errors", "{error}", "Distributed cache calls that failed, timed out or returned an unusable payload (tags cache.operation, error.type).");
     }
 
@@ -51,6 +55,22 @@ internal sealed class CacheMetrics : IDisposable
     public Counter<long> LoaderErrors { get; }
 
     public Counter<long> L2Errors { get; }
+
+    public Counter<long> StaleValues { get; }
+
+    public Counter<long> EarlyRefreshes { get; }
+
+    public Counter<long> LoaderTimeouts { get; }
+
+    public Counter<long> CircuitBreakerTransitions { get; }
+
+    public void StaleServed(string reason) => StaleValues.Add(1, _name, new KeyValuePair<string, object?>("cache.stale_reason", reason));
+
+    public void EarlyRefresh() => EarlyRefreshes.Add(1, _name);
+
+    public void LoaderTimeout() => LoaderTimeouts.Add(1, _name);
+
+    public void CircuitBreaker(string state) => CircuitBreakerTransitions.Add(1, _name, new KeyValuePair<string, object?>("cache.circuit_state", state));
 
     public void HitL1() => Hits.Add(1, _name, _levelL1);
 

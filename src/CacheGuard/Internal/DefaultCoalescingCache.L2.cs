@@ -98,11 +98,6 @@ internal sealed partial class DefaultCoalescingCache
             return null;
         }
 
-        if (header.ExpiresTicks <= _time.GetUtcNow().UtcTicks)
-        {
-            return null; // logically expired: an ordinary miss
-        }
-
         T value;
         if (header.NotFound)
         {
@@ -123,7 +118,8 @@ internal sealed partial class DefaultCoalescingCache
             }
         }
 
-        return new CacheItem<T>(value, header.CreatedTicks, header.ExpiresTicks, tags);
+        // A logically expired item is returned too: fail-safe may use it as a stand-in. Callers check ExpiresTicks.
+        return new CacheItem<T>(value, header.CreatedTicks, header.ExpiresTicks, tags, header.LoadDurationTicks);
     }
 
     private void Reject(string key, string reason, Exception? exception)

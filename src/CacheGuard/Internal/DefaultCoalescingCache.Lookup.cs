@@ -86,6 +86,20 @@ internal sealed partial class DefaultCoalescingCache
     private async ValueTask<CacheItem<T>?> ReadL2AndFillL1Async<T>(string key, CacheEntryFlags flags)
     {
         CacheItem<T>? item = await ReadL2Async<T>(key).ConfigureAwait(false);
+        if (item?.Tags is { } tags)
+        {
+            await RefreshTagsAsync(tags).ConfigureAwait(false);
+            if (!TagsAllow(item.CreatedTicks, tags, requireCurrentKnowledge: false))
+            {
+                item = null;
+            }
+        }
+
+        if (item is not null && item.ExpiresTicks <= _time.GetUtcNow().UtcTicks)
+        {
+            item = null; // kept only as a fail-safe stand-in: not a hit
+        }
+
         if (item is not null)
         {
             if (_metrics.Hits.Enabled)
@@ -95,9 +109,8 @@ internal sealed partial class DefaultCoalescingCache
 
             if ((flags & CacheEntryFlags.DisableLocalCacheWrite) == 0)
             {
-                EntryPlan plan = Plan(null);
-                TimeSpan remaining = TimeSpan.FromTicks(item.ExpiresTicks - _time.GetUtcNow().UtcTicks);
-                SetL1(key, item, Min(item.Value is null ? plan.NegativeLocal : plan.Local, remaining));
+                Lifetimes lifetimes = JitteredLifetimes(null, null, null);
+                SetL1(key, item, _defaultPolicy, item.Value is null ? lifetimes.NegativeLocal : lifetimes.Local);
             }
         }
 

@@ -38,13 +38,6 @@ internal sealed partial class DefaultCoalescingCache
         return WriteRawL2Async(TagKey(tag), stamp, CoalescingCacheOptionsValidator.MaxLifetime, cancellationToken);
     }
 
-    /// <summary>Whether an L1 entry may be served as it is: the hit path's only check beyond the lookup.</summary>
-    private bool IsFresh(CacheItem item)
-    {
-        string[]? tags = item.Tags;
-        return tags is null || TagsAllow(item.CreatedTicks, tags, requireCurrentKnowledge: true);
-    }
-
     /// <summary>
     /// Whether none of <paramref name="tags"/> was invalidated at or after <paramref name="createdTicks"/>. With an L2,
     /// knowledge of a tag older than the check interval counts as "don't know" when <paramref name="requireCurrentKnowledge"/>.

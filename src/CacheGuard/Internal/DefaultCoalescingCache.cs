@@ -37,6 +37,10 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
     private readonly bool _sized;
     private readonly bool _keysInTelemetry;
     private readonly TimeSpan _tagCheckInterval;
+    private readonly Policy _defaultPolicy;
+    private readonly double _beta;
+    private readonly bool _allowBackgroundCompletion;
+    private int _backgroundCount;
 
     internal DefaultCoalescingCache(
         CoalescingCacheOptions options,
@@ -66,6 +70,16 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         _sized = options.SizeLimit is not null;
         _keysInTelemetry = options.IncludeKeysInTelemetry;
         _tagCheckInterval = options.TagCheckInterval;
+        _beta = options.ProbabilisticEarlyRefreshBeta;
+        _allowBackgroundCompletion = options.AllowTimedOutLoaderBackgroundCompletion;
+        _defaultPolicy = new Policy(
+            options.FailSafe,
+            options.FailSafeMaxDuration,
+            options.FailSafeThrottleDuration,
+            options.LoaderSoftTimeout,
+            options.LoaderHardTimeout,
+            options.EagerRefreshThreshold,
+            options.ProbabilisticEarlyRefresh ? _beta : 0);
 
         _l1 = new MemoryCache(new MemoryCacheOptions
         {
@@ -90,6 +104,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
 
     /// <summary>Gets whether L1 holds <paramref name="key"/>, without loading or counting anything: a test hook.</summary>
     internal bool IsInL1(string key) => _l1.TryGetValue(key, out _);
+
+    /// <summary>Gets the number of background loads and refreshes running: a test hook.</summary>
+    internal int BackgroundCount => Volatile.Read(ref _backgroundCount);
 
     /// <summary>Gets the number of keys with a load in flight: a test hook.</summary>
     internal int InFlightCount => _flights.Count;
@@ -123,22 +140,47 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         return GetOrLoadAsync(key, loader, static (load, ct) => load(ct), options, cancellationToken);
     }
 
-    public ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
+    public ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default) =>
+        GetOrLoadCore(key, state, new Loader<TState, T>(loader, null), options, cancellationToken);
+
+    public ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, LoadContext<T>, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default) =>
+        GetOrLoadCore(key, state, new Loader<TState, T>(null, loader), options, cancellationToken);
+
+    private ValueTask<T> GetOrLoadCore<TState, T>(string key, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CancellationToken cancellationToken)
     {
         // The hit path: no validation beyond null checks is needed, because only validated keys ever reach L1.
         object? found = null;
-        if (key is not null && loader is not null && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
-            && _l1.TryGetValue(key, out found) && found is CacheItem<T> item && IsFresh(item))
+        if (key is not null && !loader.IsNull && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
+            && _l1.TryGetValue(key, out found) && found is CacheItem<T> item)
         {
-            if (_metrics.Hits.Enabled)
+            if (!item.NeedsCheck)
             {
-                _metrics.HitL1();
+                if (_metrics.Hits.Enabled)
+                {
+                    _metrics.HitL1();
+                }
+
+                return new ValueTask<T>(item.Value);
             }
 
-            return new ValueTask<T>(item.Value);
+            HitDecision decision = CheckHit(item, allowRefresh: true);
+            if (decision <= HitDecision.ServeAndRefresh)
+            {
+                if (decision == HitDecision.ServeAndRefresh)
+                {
+                    StartRefresh(key, state, loader, options, item);
+                }
+
+                if (_metrics.Hits.Enabled)
+                {
+                    _metrics.HitL1();
+                }
+
+                return new ValueTask<T>(item.Value);
+            }
         }
 
-        return GetOrLoadSlow(key!, state, loader!, options, found, cancellationToken);
+        return GetOrLoadSlow(key!, state, loader, options, found, cancellationToken);
     }
 
     public ValueTask SetAsync<T>(string key, T value, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
@@ -153,7 +195,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         // A load in flight for this key read the data source before this write: its result must not overwrite it.
         _flights.Forget(key);
         long now = _time.GetUtcNow().UtcTicks;
-        return StoreAsync(key, value, Plan(options), now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
+        Lifetimes lifetimes = JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
+        return StoreAsync(key, value, Resolve(options), lifetimes, now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
     }
 
     public ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default)
@@ -200,22 +243,6 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         if (string.IsNullOrWhiteSpace(key))
         {
             throw new ArgumentException("The cache key must not be empty or whitespace.", nameof(key));
-        }
-    }
-
-    private void SetL1<T>(string key, CacheItem<T> item, TimeSpan lifetime)
-    {
-        if (lifetime <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        using ICacheEntry entry = _l1.CreateEntry(key);
-        entry.Value = item;
-        entry.AbsoluteExpirationRelativeToNow = lifetime;
-        if (_sized)
-        {
-            entry.Size = 1;
         }
     }
 }

@@ -73,6 +73,23 @@ internal sealed class FlightTable<TKey>
         }
     }
 
+    /// <summary>Starts a flight for <paramref name="key"/> only if none is in progress; the starter cannot cancel it.</summary>
+    public Flight<TKey, T>? TryStart<T>(TKey key)
+    {
+        lock (_gate)
+        {
+            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
+            if (exists)
+            {
+                return null;
+            }
+
+            var flight = new Flight<TKey, T>(this, key, cancellable: false);
+            slot = flight;
+            return flight;
+        }
+    }
+
     /// <summary>Removes the flight for <paramref name="key"/> so later callers start a new one.</summary>
     public bool Forget(TKey key)
     {

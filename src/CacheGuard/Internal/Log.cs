@@ -14,6 +14,12 @@ internal static partial class Log
     public const int L2RemoveTimedOutId = 7;
     public const int LoaderFailedId = 8;
     public const int L2AbandonedCallFailedId = 9;
+    public const int StaleValueServedId = 10;
+    public const int BackgroundLoadFailedId = 11;
+    public const int CircuitBreakerOpenedId = 12;
+    public const int CircuitBreakerClosedId = 13;
+    public const int PendingWriteDroppedId = 14;
+    public const int PendingWritesReplayedId = 15;
 
     [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
     public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
@@ -38,6 +44,24 @@ internal static partial class Log
 
     [LoggerMessage(EventId = LoaderFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the loader for key '{Key}' failed; the exception reaches every caller waiting for it and is not cached.")]
     public static partial void LoaderFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = StaleValueServedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': served a stale value for key '{Key}' ({Reason}); it is re-armed for the fail-safe throttle duration.")]
+    public static partial void StaleValueServed(ILogger logger, string cacheName, string key, string reason, Exception? exception);
+
+    [LoggerMessage(EventId = BackgroundLoadFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': a background load of key '{Key}' failed; the value in the cache is unchanged.")]
+    public static partial void BackgroundLoadFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = CircuitBreakerOpenedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': {Failures} distributed cache failures within {Window}; not calling it for {Duration}. Reads are misses and writes are queued meanwhile.")]
+    public static partial void CircuitBreakerOpened(ILogger logger, string cacheName, int failures, TimeSpan window, TimeSpan duration);
+
+    [LoggerMessage(EventId = CircuitBreakerClosedId, Level = LogLevel.Information, Message = "Cache '{CacheName}': the distributed cache answers again; calling it as usual.")]
+    public static partial void CircuitBreakerClosed(ILogger logger, string cacheName);
+
+    [LoggerMessage(EventId = PendingWriteDroppedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': too many distributed cache writes are pending; dropped the one for key '{Key}' and removed the key from the local cache too.")]
+    public static partial void PendingWriteDropped(ILogger logger, string cacheName, string key);
+
+    [LoggerMessage(EventId = PendingWritesReplayedId, Level = LogLevel.Information, Message = "Cache '{CacheName}': replayed {Count} distributed cache writes that had failed.")]
+    public static partial void PendingWritesReplayed(ILogger logger, string cacheName, int count);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
     public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);
