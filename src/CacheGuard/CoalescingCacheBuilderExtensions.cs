@@ -47,6 +47,38 @@ public static class CoalescingCacheBuilderExtensions
         return builder;
     }
 
+    /// <summary>Keeps this cache's L1 coherent with other nodes' through <paramref name="factory"/>'s backplane.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the backplane, once, when the cache is created.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithBackplane(this ICoalescingCacheBuilder builder, Func<IServiceProvider, ICacheBackplane> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, o => o.BackplaneFactory = factory);
+        return builder;
+    }
+
+    /// <summary>
+    /// Provides the lock used when <see cref="CoalescingCacheOptions.DistributedLoadLock"/> is on; pass
+    /// <paramref name="enable"/> to turn that option on as well.
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the lock, once, when the cache is created.</param>
+    /// <param name="enable">Whether to turn <see cref="CoalescingCacheOptions.DistributedLoadLock"/> on.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithDistributedLoadLock(this ICoalescingCacheBuilder builder, Func<IServiceProvider, IDistributedLoadLock> factory, bool enable = true)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, o =>
+        {
+            o.LoadLockFactory = factory;
+            o.DistributedLoadLock |= enable;
+        });
+        return builder;
+    }
+
     /// <summary>Serializes <typeparamref name="T"/> for L2 with <paramref name="serializer"/> instead of System.Text.Json.</summary>
     /// <typeparam name="T">The value type.</typeparam>
     /// <param name="builder">The cache builder.</param>

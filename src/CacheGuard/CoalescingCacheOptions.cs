@@ -140,6 +140,18 @@ public sealed class CoalescingCacheOptions
     /// </value>
     public int MaxPendingDistributedWrites { get; set; } = 10_000;
 
+    /// <summary>Gets or sets whether, on an L2 miss, a node takes a per-key lock shared by every node before loading.</summary>
+    /// <value>
+    /// <see langword="false"/> by default. When on, one load runs per key across the fleet: other nodes wait for the
+    /// owner's result in L2 (at most <see cref="DistributedLoadLockTimeout"/>, then load themselves). Costs one extra
+    /// round trip per miss. Needs an <see cref="IDistributedLoadLock"/> (CacheGuard.Redis registers one).
+    /// </value>
+    public bool DistributedLoadLock { get; set; }
+
+    /// <summary>Gets or sets how long a node waits for another node's load before loading itself.</summary>
+    /// <value>10 seconds by default. Must be greater than zero.</value>
+    public TimeSpan DistributedLoadLockTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Gets or sets how often a node re-reads a tag's invalidation time from L2 while it serves entries with that tag.</summary>
     /// <value>
     /// One second by default: an entry invalidated by <see cref="ICoalescingCache.RemoveByTagAsync(string, CancellationToken)"/>
@@ -159,6 +171,12 @@ public sealed class CoalescingCacheOptions
     /// The distributed cache chosen explicitly through the builder, which wins over the one registered in DI.
     /// </summary>
     internal Func<IServiceProvider, IDistributedCache>? DistributedCacheFactory { get; set; }
+
+    /// <summary>The backplane chosen through the builder, if any.</summary>
+    internal Func<IServiceProvider, ICacheBackplane>? BackplaneFactory { get; set; }
+
+    /// <summary>The distributed load lock chosen through the builder, if any (used when <see cref="DistributedLoadLock"/> is on).</summary>
+    internal Func<IServiceProvider, IDistributedLoadLock>? LoadLockFactory { get; set; }
 
     /// <summary>Whether the builder asked for no L2 at all, whatever DI holds.</summary>
     internal bool DisableDistributedCache { get; set; }

@@ -39,6 +39,7 @@ internal sealed class CacheMetrics : IDisposable
         EarlyRefreshes = _meter.CreateCounter<long>("cacheguard.cache.early_refreshes", "{refresh}", "Background refreshes started by a hit before expiry (eager or probabilistic).");
         LoaderTimeouts = _meter.CreateCounter<long>("cacheguard.cache.loader.timeouts", "{timeout}", "Loads whose callers stopped waiting at LoaderHardTimeout.");
         CircuitBreakerTransitions = _meter.CreateCounter<long>("cacheguard.cache.l2.circuit_breaker.transitions", "{transition}", "L2 circuit breaker state changes (tag cache.circuit_state: open, half_open, closed).");
+        BackplaneEvictions = _meter.CreateCounter<long>("cacheguard.cache.backplane.evictions", "{eviction}", "L1 entries (or tags) invalidated because another node announced a change.");
         L2Errors = _meter.CreateCounter<long>("cacheguard.cache.l2.errors", "{error}", "Distributed cache calls that failed, timed out or returned an unusable payload (tags cache.operation, error.type).");
     }
 
@@ -57,6 +58,10 @@ internal sealed class CacheMetrics : IDisposable
     public Counter<long> L2Errors { get; }
 
     public Counter<long> StaleValues { get; }
+
+    public Counter<long> BackplaneEvictions { get; }
+
+    public void BackplaneEviction() => BackplaneEvictions.Add(1, _name);
 
     public Counter<long> EarlyRefreshes { get; }
 

@@ -71,6 +71,7 @@ internal sealed class CoalescingCacheOptionsValidator : IValidateOptions<Coalesc
         Positive(options.LoaderSoftTimeout, nameof(options.LoaderSoftTimeout));
         Positive(options.LoaderHardTimeout, nameof(options.LoaderHardTimeout));
         Positive(options.DistributedCacheCircuitBreakerWindow, nameof(options.DistributedCacheCircuitBreakerWindow));
+        Positive(options.DistributedLoadLockTimeout, nameof(options.DistributedLoadLockTimeout));
         if (options.EagerRefreshThreshold is { } threshold && !(threshold > 0 && threshold < 1))
         {
             Fail($"CoalescingCacheOptions.EagerRefreshThreshold must be null (off) or between 0 and 1, exclusive (was {threshold}).");

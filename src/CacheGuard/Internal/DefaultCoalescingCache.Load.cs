@@ -156,8 +156,36 @@ internal sealed partial class DefaultCoalescingCache
                 }
             }
 
-            // 3. The loader.
-            return await RunLoaderAsync(flight, state, loader, options, flags, policy, stale).ConfigureAwait(false);
+            // 3. One node at a time across the fleet, when the distributed lock is on.
+            IAsyncDisposable? lease = null;
+            if (_loadLock is not null && _l2 is not null && refreshOf is null)
+            {
+                (lease, CacheItem<T>? fromOwner) = await AcquireOrAwaitLoadAsync<T>(key).ConfigureAwait(false);
+                if (fromOwner is not null)
+                {
+                    if ((flags & CacheEntryFlags.DisableLocalCacheWrite) == 0)
+                    {
+                        Lifetimes lifetimes = JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
+                        SetL1(key, fromOwner, policy, fromOwner.Value is null ? lifetimes.NegativeLocal : lifetimes.Local);
+                    }
+
+                    flight.Complete(fromOwner.Value);
+                    return fromOwner.Value;
+                }
+            }
+
+            // 4. The loader; the lock, if held, is released only once the result is in L2.
+            try
+            {
+                return await RunLoaderAsync(flight, state, loader, options, flags, policy, stale).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (lease is not null)
+                {
+                    await lease.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
         catch (Exception ex)
         {
@@ -363,6 +391,12 @@ internal sealed partial class DefaultCoalescingCache
             if (flight?.Superseded != true)
             {
                 self.SetL1(key, item, policy, local);
+            }
+
+            if (flight is not null && self._backplane is not null)
+            {
+                // A completed load: other nodes drop their copies, without making this load's callers wait.
+                self.TrackBackground(self.PublishAsync(key, null, CancellationToken.None).AsTask(), key);
             }
         }
     }

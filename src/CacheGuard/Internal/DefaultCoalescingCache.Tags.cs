@@ -28,14 +28,24 @@ internal sealed partial class DefaultCoalescingCache
         long now = _time.GetUtcNow().UtcTicks;
         TagState state = _tags.GetOrAdd(tag, static _ => new TagState());
         state.Record(now, now);
-        if (_l2 is null)
+        if (_l2 is null && _backplane is null)
         {
             return ValueTask.CompletedTask;
         }
 
-        byte[] stamp = new byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(stamp, now);
-        return WriteRawL2Async(TagKey(tag), stamp, CoalescingCacheOptionsValidator.MaxLifetime, cancellationToken);
+        return RecordAsync(this, tag, now, cancellationToken);
+
+        static async ValueTask RecordAsync(DefaultCoalescingCache self, string tag, long now, CancellationToken cancellationToken)
+        {
+            if (self._l2 is not null)
+            {
+                byte[] stamp = new byte[8];
+                BinaryPrimitives.WriteInt64LittleEndian(stamp, now);
+                await self.WriteRawL2Async(self.TagKey(tag), stamp, CoalescingCacheOptionsValidator.MaxLifetime, cancellationToken).ConfigureAwait(false);
+            }
+
+            await self.PublishAsync(null, tag, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

@@ -13,7 +13,7 @@ namespace CacheGuard.Internal;
 /// <c>.Load.cs</c> for the coalesced miss path and <c>.L2.cs</c> for the distributed tier; <c>README.md</c> in this
 /// folder describes how a request flows.
 /// </summary>
-internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDisposable
+internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidationSink, IDisposable
 {
     private readonly MemoryCache _l1;
     private readonly IDistributedCache? _l2;
@@ -49,7 +49,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         ILoggerFactory? loggerFactory = null,
         IMeterFactory? meterFactory = null,
         SerializerRegistry? serializers = null,
-        Func<double>? random = null)
+        Func<double>? random = null,
+        ICacheBackplane? backplane = null,
+        IDistributedLoadLock? loadLock = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ValidateOptionsResult validation = new CoalescingCacheOptionsValidator().Validate(options.Name, options);
@@ -94,6 +96,16 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         _metrics = new CacheMetrics(_name, meterFactory);
         _serializers = serializers ?? new SerializerRegistry(null);
         _random = random ?? Random.Shared.NextDouble;
+        if (options.DistributedLoadLock && loadLock is null)
+        {
+            throw new OptionsValidationException(options.Name, typeof(CoalescingCacheOptions), [
+                "CoalescingCacheOptions.DistributedLoadLock is on, but no IDistributedLoadLock is configured: call .WithRedis(...) (CacheGuard.Redis) or .WithDistributedLoadLock(...) on the cache builder."]);
+        }
+
+        _loadLock = options.DistributedLoadLock ? loadLock : null;
+        _loadLockTimeout = options.DistributedLoadLockTimeout;
+        _backplane = backplane;
+        _backplaneSubscription = backplane?.Subscribe(_name, this);
     }
 
     /// <summary>Gets whether this cache has an L2 (false: the embedded, L1-only default).</summary>
@@ -131,7 +143,10 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
             services.GetService<TimeProvider>(),
             services.GetService<ILoggerFactory>(),
             services.GetService<IMeterFactory>(),
-            new SerializerRegistry(services));
+            new SerializerRegistry(services),
+            random: null,
+            backplane: options.BackplaneFactory?.Invoke(services),
+            loadLock: options.DistributedLoadLock ? options.LoadLockFactory?.Invoke(services) : null);
     }
 
     public ValueTask<T> GetOrLoadAsync<T>(string key, Func<CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
@@ -196,7 +211,14 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         _flights.Forget(key);
         long now = _time.GetUtcNow().UtcTicks;
         Lifetimes lifetimes = JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
-        return StoreAsync(key, value, Resolve(options), lifetimes, now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
+        ValueTask store = StoreAsync(key, value, Resolve(options), lifetimes, now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
+        return _backplane is null ? store : ThenPublish(this, store, key, cancellationToken);
+
+        static async ValueTask ThenPublish(DefaultCoalescingCache self, ValueTask store, string key, CancellationToken cancellationToken)
+        {
+            await store.ConfigureAwait(false);
+            await self.PublishAsync(key, null, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default)
@@ -208,7 +230,7 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         }
 
         _flights.Forget(key);
-        if (_l2 is null)
+        if (_l2 is null && _backplane is null)
         {
             _l1.Remove(key);
             return ValueTask.CompletedTask;
@@ -219,13 +241,19 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, IDispos
         static async ValueTask RemoveFromBothAsync(DefaultCoalescingCache self, string key, CancellationToken cancellationToken)
         {
             // L2 first: removing L1 first would let a concurrent miss refill it from the old L2 entry.
-            await self.RemoveL2Async(key, cancellationToken).ConfigureAwait(false);
+            if (self._l2 is not null)
+            {
+                await self.RemoveL2Async(key, cancellationToken).ConfigureAwait(false);
+            }
+
             self._l1.Remove(key);
+            await self.PublishAsync(key, null, cancellationToken).ConfigureAwait(false);
         }
     }
 
     public void Dispose()
     {
+        _backplaneSubscription?.Dispose();
         _l1.Dispose();
         _metrics.Dispose();
     }

@@ -20,6 +20,9 @@ internal static partial class Log
     public const int CircuitBreakerClosedId = 13;
     public const int PendingWriteDroppedId = 14;
     public const int PendingWritesReplayedId = 15;
+    public const int LocalCacheClearedId = 16;
+    public const int BackplanePublishFailedId = 17;
+    public const int LoadLockFailedId = 18;
 
     [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
     public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
@@ -62,6 +65,15 @@ internal static partial class Log
 
     [LoggerMessage(EventId = PendingWritesReplayedId, Level = LogLevel.Information, Message = "Cache '{CacheName}': replayed {Count} distributed cache writes that had failed.")]
     public static partial void PendingWritesReplayed(ILogger logger, string cacheName, int count);
+
+    [LoggerMessage(EventId = LocalCacheClearedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the backplane may have missed invalidations (its subscription was lost); dropped the whole local cache.")]
+    public static partial void LocalCacheCleared(ILogger logger, string cacheName);
+
+    [LoggerMessage(EventId = BackplanePublishFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': announcing a change on the backplane failed; other nodes keep their copy until it expires.")]
+    public static partial void BackplanePublishFailed(ILogger logger, string cacheName, Exception exception);
+
+    [LoggerMessage(EventId = LoadLockFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it.")]
+    public static partial void LoadLockFailed(ILogger logger, string cacheName, string key, Exception exception);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
     public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);
