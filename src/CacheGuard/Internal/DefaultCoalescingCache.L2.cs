@@ -20,6 +20,11 @@ internal sealed partial class DefaultCoalescingCache
 
     private async ValueTask<CacheItem<T>?> ReadL2Async<T>(string key)
     {
+        if (!L2Allowed())
+        {
+            return null; // the breaker is open: a miss, without waiting on a failing L2
+        }
+
         string l2Key = L2Key(key);
         using var deadline = new L2Deadline(_l2Timeout, _time, CancellationToken.None);
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _name, key, _keysInTelemetry);
@@ -33,6 +38,7 @@ internal sealed partial class DefaultCoalescingCache
                 buffer = new PooledBufferWriter();
                 ValueTask<bool> pending = _l2Buffers.TryGetAsync(l2Key, buffer, deadline.Token);
                 bool found = pending.IsCompletedSuccessfully ? pending.Result : await BoundAsync(pending.AsTask(), deadline.Token).ConfigureAwait(false);
+                L2Succeeded();
                 if (!found)
                 {
                     return null;
@@ -43,6 +49,7 @@ internal sealed partial class DefaultCoalescingCache
             else
             {
                 byte[]? bytes = await BoundAsync(_l2!.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+                L2Succeeded();
                 if (bytes is null)
                 {
                     return null;
@@ -57,6 +64,7 @@ internal sealed partial class DefaultCoalescingCache
         {
             // The abandoned call may still write into the buffer: never hand it back to the pool.
             abandoned = true;
+            L2Failed();
             CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationRead, "timeout");
             Log.L2ReadTimedOut(_logger, _name, key, _l2Timeout);
@@ -64,6 +72,7 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
+            L2Failed();
             CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationRead, "exception");
             Log.L2ReadFailed(_logger, _name, key, ex);
@@ -128,8 +137,10 @@ internal sealed partial class DefaultCoalescingCache
         Log.L2PayloadRejected(_logger, _name, key, reason, exception);
     }
 
-    private async ValueTask WriteL2Async<T>(string key, CacheItem<T> item, TimeSpan lifetime, TimeSpan loadDuration, CancellationToken cancellationToken)
+    /// <summary>Writes an item to L2. Returns <see langword="false"/> when it could not even be queued for replay, so L1 must not keep it.</summary>
+    private async ValueTask<bool> WriteL2Async<T>(string key, CacheItem<T> item, TimeSpan lifetime, TimeSpan loadDuration, CancellationToken cancellationToken)
     {
+        string l2Key = L2Key(key);
         PooledBufferWriter buffer = new();
         bool abandoned = false;
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
@@ -139,14 +150,31 @@ internal sealed partial class DefaultCoalescingCache
             bool notFound = item.Value is null;
             var header = new EnvelopeHeader(item.CreatedTicks, item.ExpiresTicks, loadDuration.Ticks, TypeTag<T>.Value, notFound);
             IHybridCacheSerializer<T>? serializer = notFound ? null : _serializers.Get<T>();
-            Envelope.Write(buffer, header, item.Value, serializer, item.Tags);
+            try
+            {
+                Envelope.Write(buffer, header, item.Value, serializer, item.Tags);
+            }
+            catch (Exception ex)
+            {
+                // The value cannot cross L2 (e.g. a cycle JSON refuses): it is served and kept in L1 only.
+                _metrics.L2Error(OperationWrite, "serialization");
+                Log.L2WriteFailed(_logger, _name, key, ex);
+                return true;
+            }
+
+            if (!L2Allowed())
+            {
+                return Defer(l2Key, key, buffer.ToArray(), _time.GetUtcNow() + lifetime);
+            }
 
             var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime };
-            string l2Key = L2Key(key);
             Task write = _l2Buffers is not null
                 ? _l2Buffers.SetAsync(l2Key, new ReadOnlySequence<byte>(buffer.WrittenMemory), entryOptions, deadline.Token).AsTask()
                 : _l2!.SetAsync(l2Key, buffer.ToArray(), entryOptions, deadline.Token);
             await BoundAsync(write, deadline.Token).ConfigureAwait(false);
+            _pending.TryRemove(l2Key, out _); // this write supersedes any older one waiting for replay
+            L2Succeeded();
+            return true;
         }
         catch (OperationCanceledException) when (deadline.CallerCancelled)
         {
@@ -155,15 +183,19 @@ internal sealed partial class DefaultCoalescingCache
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
             abandoned = true; // the abandoned call may still read the buffer
+            L2Failed();
             CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationWrite, "timeout");
             Log.L2WriteTimedOut(_logger, _name, key, _l2Timeout);
+            return Defer(l2Key, key, buffer.ToArray(), _time.GetUtcNow() + lifetime);
         }
         catch (Exception ex)
         {
+            L2Failed();
             CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationWrite, "exception");
             Log.L2WriteFailed(_logger, _name, key, ex);
+            return Defer(l2Key, key, buffer.ToArray(), _time.GetUtcNow() + lifetime);
         }
         finally
         {
@@ -176,11 +208,20 @@ internal sealed partial class DefaultCoalescingCache
 
     private async ValueTask RemoveL2Async(string key, CancellationToken cancellationToken)
     {
+        string l2Key = L2Key(key);
+        if (!L2Allowed())
+        {
+            Defer(l2Key, key, null, DateTimeOffset.MaxValue);
+            return;
+        }
+
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2RemoveActivity, _name, key, _keysInTelemetry);
         try
         {
-            await BoundAsync(_l2!.RemoveAsync(L2Key(key), deadline.Token), deadline.Token).ConfigureAwait(false);
+            await BoundAsync(_l2!.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            _pending.TryRemove(l2Key, out _);
+            L2Succeeded();
         }
         catch (OperationCanceledException) when (deadline.CallerCancelled)
         {
@@ -188,12 +229,16 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
+            L2Failed();
+            Defer(l2Key, key, null, DateTimeOffset.MaxValue);
             CacheTelemetry.Fail(activity, "timeout");
             _metrics.L2Error(OperationRemove, "timeout");
             Log.L2RemoveTimedOut(_logger, _name, key, _l2Timeout);
         }
         catch (Exception ex)
         {
+            L2Failed();
+            Defer(l2Key, key, null, DateTimeOffset.MaxValue);
             CacheTelemetry.Fail(activity, "exception", ex);
             _metrics.L2Error(OperationRemove, "exception");
             Log.L2RemoveFailed(_logger, _name, key, ex);

@@ -387,8 +387,8 @@ internal sealed partial class DefaultCoalescingCache
                 return;
             }
 
-            await self.WriteL2Async(key, item, physical, loadDuration, cancellationToken).ConfigureAwait(false);
-            if (flight?.Superseded != true)
+            bool keepInL1 = await self.WriteL2Async(key, item, physical, loadDuration, cancellationToken).ConfigureAwait(false);
+            if (keepInL1 && flight?.Superseded != true)
             {
                 self.SetL1(key, item, policy, local);
             }

@@ -120,10 +120,16 @@ internal sealed partial class DefaultCoalescingCache
 
     private async ValueTask<long> ReadTagAsync(string tag)
     {
+        if (!L2Allowed())
+        {
+            return _tags.TryGetValue(tag, out TagState? local) ? local.InvalidatedTicks : long.MinValue;
+        }
+
         using var deadline = new L2Deadline(_l2Timeout, _time, CancellationToken.None);
         try
         {
             byte[]? stamp = await BoundAsync(_l2!.GetAsync(TagKey(tag), deadline.Token), deadline.Token).ConfigureAwait(false);
+            L2Succeeded();
             if (stamp is { Length: 8 })
             {
                 return BinaryPrimitives.ReadInt64LittleEndian(stamp);
@@ -138,11 +144,13 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
+            L2Failed();
             _metrics.L2Error(OperationRead, "timeout");
             Log.L2ReadTimedOut(_logger, _name, TagKey(tag), _l2Timeout);
         }
         catch (Exception ex)
         {
+            L2Failed();
             _metrics.L2Error(OperationRead, "exception");
             Log.L2ReadFailed(_logger, _name, TagKey(tag), ex);
         }
@@ -153,11 +161,19 @@ internal sealed partial class DefaultCoalescingCache
 
     private async ValueTask WriteRawL2Async(string l2Key, byte[] value, TimeSpan lifetime, CancellationToken cancellationToken)
     {
+        if (!L2Allowed())
+        {
+            Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
+            return;
+        }
+
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
         try
         {
             var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime };
             await BoundAsync(_l2!.SetAsync(l2Key, value, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
+            _pending.TryRemove(l2Key, out _);
+            L2Succeeded();
         }
         catch (OperationCanceledException) when (deadline.CallerCancelled)
         {
@@ -165,11 +181,15 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
+            L2Failed();
+            Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
             _metrics.L2Error(OperationWrite, "timeout");
             Log.L2WriteTimedOut(_logger, _name, l2Key, _l2Timeout);
         }
         catch (Exception ex)
         {
+            L2Failed();
+            Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
             _metrics.L2Error(OperationWrite, "exception");
             Log.L2WriteFailed(_logger, _name, l2Key, ex);
         }

@@ -41,6 +41,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
     private readonly double _beta;
     private readonly bool _allowBackgroundCompletion;
     private int _backgroundCount;
+    private readonly int _breakerThreshold;
+    private readonly TimeSpan _breakerWindow;
+    private readonly TimeSpan _breakerDuration;
 
     internal DefaultCoalescingCache(
         CoalescingCacheOptions options,
@@ -102,6 +105,11 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
                 "CoalescingCacheOptions.DistributedLoadLock is on, but no IDistributedLoadLock is configured: call .WithRedis(...) (CacheGuard.Redis) or .WithDistributedLoadLock(...) on the cache builder."]);
         }
 
+        _breakerThreshold = options.DistributedCacheCircuitBreakerThreshold;
+        _breakerWindow = options.DistributedCacheCircuitBreakerWindow;
+        _breakerDuration = options.DistributedCacheCircuitBreakerDuration;
+        _breaker = new CircuitBreaker(_breakerThreshold, _breakerWindow, _breakerDuration, _time);
+        _maxPending = options.MaxPendingDistributedWrites;
         _loadLock = options.DistributedLoadLock ? loadLock : null;
         _loadLockTimeout = options.DistributedLoadLockTimeout;
         _backplane = backplane;

@@ -1,0 +1,132 @@
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// Stops calling a failing L2: after <c>threshold</c> failures within <c>window</c> it opens for <c>duration</c>; then one
+/// call probes, which closes it on success or reopens it on failure. Thread-safe; time from the injected clock.
+/// </summary>
+internal sealed class CircuitBreaker(int threshold, TimeSpan window, TimeSpan duration, TimeProvider time)
+{
+    private readonly Lock _gate = new();
+    private readonly Queue<long> _failures = new(); // guarded: failure times within the window
+    private BreakerState _state; // guarded
+    private long _openUntil; // guarded
+
+    public bool Enabled { get; } = duration > TimeSpan.Zero;
+
+    public BreakerState State
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _state;
+            }
+        }
+    }
+
+    /// <summary>Whether an L2 call may go ahead now; when the breaker is open, the one probe is allowed once it is due.</summary>
+    public bool AllowCall(out BreakerTransition transition)
+    {
+        transition = BreakerTransition.None;
+        if (!Enabled)
+        {
+            return true;
+        }
+
+        lock (_gate)
+        {
+            switch (_state)
+            {
+                case BreakerState.Closed:
+                    return true;
+                case BreakerState.Open or BreakerState.HalfOpen when time.GetUtcNow().UtcTicks >= _openUntil:
+                    // Due for a probe; a probe that never reported (its caller gave up) is replaced after another period.
+                    transition = _state == BreakerState.Open ? BreakerTransition.HalfOpened : BreakerTransition.None;
+                    _state = BreakerState.HalfOpen;
+                    _openUntil = time.GetUtcNow().UtcTicks + duration.Ticks;
+                    return true;
+                default:
+                    return false;
+            }
+        }
+    }
+
+    public BreakerTransition OnSuccess()
+    {
+        if (!Enabled)
+        {
+            return BreakerTransition.None;
+        }
+
+        lock (_gate)
+        {
+            if (_state == BreakerState.HalfOpen)
+            {
+                _state = BreakerState.Closed;
+                _failures.Clear();
+                return BreakerTransition.Closed;
+            }
+
+            return BreakerTransition.None;
+        }
+    }
+
+    public BreakerTransition OnFailure()
+    {
+        if (!Enabled)
+        {
+            return BreakerTransition.None;
+        }
+
+        lock (_gate)
+        {
+            long now = time.GetUtcNow().UtcTicks;
+            if (_state == BreakerState.HalfOpen)
+            {
+                Open(now);
+                return BreakerTransition.Opened;
+            }
+
+            if (_state == BreakerState.Open)
+            {
+                return BreakerTransition.None; // a call that started before it opened
+            }
+
+            _failures.Enqueue(now);
+            while (_failures.Count > 0 && now - _failures.Peek() > window.Ticks)
+            {
+                _failures.Dequeue();
+            }
+
+            if (_failures.Count >= threshold)
+            {
+                Open(now);
+                return BreakerTransition.Opened;
+            }
+
+            return BreakerTransition.None;
+        }
+    }
+
+    private void Open(long now)
+    {
+        _state = BreakerState.Open;
+        _openUntil = now + duration.Ticks;
+        _failures.Clear();
+    }
+}
+
+internal enum BreakerState
+{
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+internal enum BreakerTransition
+{
+    None,
+    Opened,
+    HalfOpened,
+    Closed,
+}
