@@ -60,6 +60,30 @@ public interface ICoalescingCache
     /// <exception cref="CacheTypeMismatchException">The key is held as another type.</exception>
     ValueTask<T> GetOrLoadAsync<TState, T>(string key, TState state, Func<TState, LoadContext<T>, CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Gets the values of many keys: hits from L1, then the rest from L2 in one batched read, then <b>one</b> loader call
+    /// with only the keys still missing. Keys another caller is already loading are awaited, not loaded again; single
+    /// callers that ask for a key this batch is loading wait for it.
+    /// </summary>
+    /// <typeparam name="T">The value type. Use a nullable type if the loader can leave keys out.</typeparam>
+    /// <param name="keys">The keys; duplicates are fine.</param>
+    /// <param name="loader">Loads the keys it is given and returns those it found; a key it leaves out is "not found" (cached for <see cref="CoalescingCacheOptions.NegativeExpiration"/> when <typeparamref name="T"/> can be <see langword="null"/>).</param>
+    /// <param name="options">Per-entry overrides for every key.</param>
+    /// <param name="cancellationToken">Ends this caller's wait; the loads go on for other callers.</param>
+    /// <returns>The found keys and their values; keys not found are absent.</returns>
+    ValueTask<IReadOnlyDictionary<string, T>> GetOrLoadManyAsync<T>(IEnumerable<string> keys, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Gets the values of many keys, with one loader call for those no level has; the loader receives <paramref name="state"/>.</summary>
+    /// <typeparam name="TState">The type of the state passed to the loader.</typeparam>
+    /// <typeparam name="T">The value type.</typeparam>
+    /// <param name="keys">The keys; duplicates are fine.</param>
+    /// <param name="state">Passed to <paramref name="loader"/>.</param>
+    /// <param name="loader">Loads the keys it is given and returns those it found.</param>
+    /// <param name="options">Per-entry overrides for every key.</param>
+    /// <param name="cancellationToken">Ends this caller's wait.</param>
+    /// <returns>The found keys and their values; keys not found are absent.</returns>
+    ValueTask<IReadOnlyDictionary<string, T>> GetOrLoadManyAsync<TState, T>(IEnumerable<string> keys, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default);
+
     /// <summary>Writes <paramref name="value"/> under <paramref name="key"/> to L2, then to L1.</summary>
     /// <typeparam name="T">The value type.</typeparam>
     /// <param name="key">The cache key.</param>
