@@ -124,16 +124,34 @@ internal sealed partial class DefaultCoalescingCache
     private async Task LoadBatchAsync<TState, T>(List<Flight<string, T>> led, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options, CacheEntryFlags flags)
     {
         Policy policy = Resolve(options);
-        List<Flight<string, T>> toLoad = led;
         try
         {
-            // 3. One batched L2 read for the keys this batch leads.
-            if (_l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheRead) == 0)
+            // Another flight may have filled L1 between this batch's miss and its start: don't load those keys twice.
+            List<Flight<string, T>> toLoad = led;
+            if ((flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
             {
-                CacheItem<T>?[] stored = await ReadManyL2Async<T>(led).ConfigureAwait(false);
                 toLoad = new List<Flight<string, T>>(led.Count);
+                foreach (Flight<string, T> flight in led)
+                {
+                    if (_l1.TryGetValue(flight.Key, out object? raced) && raced is CacheItem<T> current && IsFresh(current))
+                    {
+                        flight.Complete(current.Value);
+                    }
+                    else
+                    {
+                        toLoad.Add(flight);
+                    }
+                }
+            }
+
+            // 3. One batched L2 read for the keys this batch leads.
+            if (_l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheRead) == 0 && toLoad.Count > 0)
+            {
+                List<Flight<string, T>> toRead = toLoad;
+                CacheItem<T>?[] stored = await ReadManyL2Async<T>(toRead).ConfigureAwait(false);
+                toLoad = new List<Flight<string, T>>(toRead.Count);
                 long now = _time.GetUtcNow().UtcTicks;
-                for (int i = 0; i < led.Count; i++)
+                for (int i = 0; i < toRead.Count; i++)
                 {
                     CacheItem<T>? item = stored[i];
                     if (item?.Tags is { } tags)
@@ -144,7 +162,7 @@ internal sealed partial class DefaultCoalescingCache
 
                     if (item is null || item.ExpiresTicks <= now)
                     {
-                        toLoad.Add(led[i]);
+                        toLoad.Add(toRead[i]);
                         continue;
                     }
 
@@ -156,10 +174,10 @@ internal sealed partial class DefaultCoalescingCache
                     if ((flags & CacheEntryFlags.DisableLocalCacheWrite) == 0)
                     {
                         Lifetimes lifetimes = JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
-                        SetL1(led[i].Key, item, policy, item.Value is null ? lifetimes.NegativeLocal : lifetimes.Local);
+                        SetL1(toRead[i].Key, item, policy, item.Value is null ? lifetimes.NegativeLocal : lifetimes.Local);
                     }
 
-                    led[i].Complete(item.Value);
+                    toRead[i].Complete(item.Value);
                 }
             }
 
