@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace CacheGuard.Redis;
@@ -45,9 +46,27 @@ public sealed partial class RedisConfiguration
     /// <value><see langword="true"/> by default.</value>
     public bool CheckCertificateRevocation { get; set; } = true;
 
-    /// <summary>Gets or sets a callback that validates the server certificate (for a private CA or a test certificate).</summary>
-    /// <value><see langword="null"/> by default: the platform's validation.</value>
+    /// <summary>Gets or sets a callback that validates the server certificate, replacing the default decision.</summary>
+    /// <value><see langword="null"/> by default: the certificate must pass the platform's validation.</value>
+    /// <remarks>
+    /// The callback receives the errors found by the platform's validation (against <see cref="TrustedCertificateAuthorities"/>
+    /// when that is not empty) and returns whether to accept the certificate. For a private CA, prefer
+    /// <see cref="TrustedCertificateAuthorities"/>, which keeps host name and expiry checks.
+    /// </remarks>
     public RemoteCertificateValidationCallback? CertificateValidation { get; set; }
+
+    /// <summary>
+    /// Gets the certificates trusted as roots when validating the server certificate (a private CA, or a self-signed
+    /// server certificate). When empty, the operating system's trusted roots are used.
+    /// </summary>
+    /// <value>An empty collection by default.</value>
+    /// <remarks>
+    /// When not empty, these certificates replace the system roots for this connection (the chain must end at one of
+    /// them); the server certificate must still match <see cref="SslHost"/> (or the endpoint's host) and be within its
+    /// validity period. The root itself is not checked for revocation; set <see cref="CheckCertificateRevocation"/> to
+    /// <see langword="false"/> when a private CA publishes no revocation list.
+    /// </remarks>
+    public X509Certificate2Collection TrustedCertificateAuthorities { get; } = [];
 
     /// <summary>Gets or sets the database selected on every connection (<c>SELECT</c>).</summary>
     /// <value>0 by default.</value>
@@ -107,6 +126,8 @@ public sealed partial class RedisConfiguration
         {
             copy.EndPoints.Add(endPoint);
         }
+
+        copy.TrustedCertificateAuthorities.AddRange(TrustedCertificateAuthorities);
 
         return copy;
     }

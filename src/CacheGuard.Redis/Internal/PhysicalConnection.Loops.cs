@@ -89,6 +89,11 @@ internal sealed partial class PhysicalConnection
                 return reader.Position;
             }
 
+            if (!_answered)
+            {
+                _answered = true;
+            }
+
             Dispatch(buffer.Slice(reader.Position, probe.Position));
             reader = probe;
         }

@@ -2,6 +2,8 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
 namespace CacheGuard.Redis.Internal;
@@ -37,6 +39,9 @@ internal sealed partial class PhysicalConnection : IDisposable
     // Reader loop only (read by the timer without a lock: a stale read only delays a timeout by one tick).
     private volatile PendingOperation? _current;
     private int _currentReplies;
+    private volatile bool _answered; // set by the reader loop on the first reply; read by Close for a hint
+
+    private readonly bool _ssl;
 
     private PhysicalConnection(Socket socket, Stream stream, string endPointName, bool isSubscriber, RedisConfiguration configuration, IPhysicalConnectionOwner owner, TimeProvider time, ILogger logger)
     {
@@ -47,6 +52,7 @@ internal sealed partial class PhysicalConnection : IDisposable
         _owner = owner;
         _time = time;
         _logger = logger;
+        _ssl = configuration.Ssl;
         _timeoutMilliseconds = (int)configuration.AsyncTimeout.TotalMilliseconds;
         _timeoutTicks = (long)(configuration.AsyncTimeout.TotalSeconds * time.TimestampFrequency);
         _keepAliveTicks = (long)(configuration.KeepAlive.TotalSeconds * time.TimestampFrequency);
@@ -82,17 +88,18 @@ internal sealed partial class PhysicalConnection : IDisposable
             stream = new NetworkStream(socket, ownsSocket: true);
             if (configuration.Ssl)
             {
-                var ssl = new SslStream(stream, leaveInnerStreamOpen: false, configuration.CertificateValidation);
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 stream = ssl;
-                await ssl.AuthenticateAsClientAsync(
-                    new SslClientAuthenticationOptions
-                    {
-                        TargetHost = configuration.SslHost ?? endPoint.Host,
-                        EnabledSslProtocols = configuration.SslProtocols,
-                        CertificateRevocationCheckMode = configuration.CheckCertificateRevocation ? System.Security.Cryptography.X509Certificates.X509RevocationMode.Online : System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-                    },
-                    cancellationToken).ConfigureAwait(false);
+                await ssl.AuthenticateAsClientAsync(TlsOptions(configuration, endPoint), cancellationToken).ConfigureAwait(false);
             }
+        }
+        catch (AuthenticationException ex)
+        {
+            await stream!.DisposeAsync().ConfigureAwait(false);
+            throw new RedisConnectionException(
+                RedisConnectionFailureType.UnableToConnect,
+                $"The TLS handshake with {name} failed: {ex.Message.TrimEnd('.')}. If the server uses a private CA or a self-signed certificate, add it to TrustedCertificateAuthorities; check that sslHost names the certificate's host.",
+                ex);
         }
         catch (Exception ex)
         {
@@ -126,6 +133,26 @@ internal sealed partial class PhysicalConnection : IDisposable
         }
 
         return connection;
+    }
+
+    private static SslClientAuthenticationOptions TlsOptions(RedisConfiguration configuration, DnsEndPoint endPoint)
+    {
+        X509RevocationMode revocation = configuration.CheckCertificateRevocation ? X509RevocationMode.Online : X509RevocationMode.NoCheck;
+        var options = new SslClientAuthenticationOptions
+        {
+            TargetHost = configuration.SslHost ?? endPoint.Host,
+            EnabledSslProtocols = configuration.SslProtocols,
+            CertificateRevocationCheckMode = revocation,
+            RemoteCertificateValidationCallback = configuration.CertificateValidation,
+        };
+        if (configuration.TrustedCertificateAuthorities.Count > 0)
+        {
+            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = revocation };
+            policy.CustomTrustStore.AddRange(configuration.TrustedCertificateAuthorities);
+            options.CertificateChainPolicy = policy;
+        }
+
+        return options;
     }
 
     /// <summary>Queues an operation for the next write, or returns <see langword="false"/> if the connection is closed.</summary>
@@ -187,7 +214,7 @@ internal sealed partial class PhysicalConnection : IDisposable
         _timer?.Dispose();
         RedisConnectionException exception = reason as RedisConnectionException ?? new RedisConnectionException(
             reason is RedisProtocolException ? RedisConnectionFailureType.ProtocolError : RedisConnectionFailureType.ConnectionLost,
-            $"The connection to {EndPointName} was lost: {reason?.Message ?? "closed by the server"}",
+            $"The connection to {EndPointName} was lost: {reason?.Message ?? "closed by the server"}{(_answered || _ssl ? string.Empty : " The server closed it before answering anything; if it expects TLS, set ssl=true.")}",
             reason);
         // Each caller gets its own exception object: one instance rethrown on many threads would tangle its stack trace.
         _current?.Fail(exception);
