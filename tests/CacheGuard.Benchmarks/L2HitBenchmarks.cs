@@ -133,6 +133,9 @@ public class L2HitBenchmarks
     [Benchmark(Description = "(share) CacheGuard's serializer alone")]
     public Product SerializerOnly() => _serializer.Deserialize(new ReadOnlySequence<byte>(_payload));
 
+    [Benchmark(Description = "(share) JsonSerializer.Deserialize from the span (the same payload)")]
+    public Product? SerializerFromSpan() => JsonSerializer.Deserialize<Product>(_payload);
+
     [Benchmark(Description = "(harness) deadline CTS, system clock")]
     public bool DeadlineOnSystemClock()
     {

@@ -19,7 +19,7 @@ internal static class Report
         var md = new StringBuilder();
         md.AppendLine(Inv, $"# CacheGuard benchmark report ({(quick ? "--quick: smoke test, timings are not meaningful" : "full run")})");
         md.AppendLine();
-        md.AppendLine(Inv, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}.");
+        md.AppendLine(Inv, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}; load average at the end {LoadAverage()}.");
         md.AppendLine();
 
         foreach (Summary summary in summaries)
@@ -111,6 +111,13 @@ internal static class Report
 
         RenderTargets(md, summaries, stampede, go, redis);
         return md.ToString();
+    }
+
+    /// <summary>The 1/5/15-minute load averages: above the core count, other work shared the cores with this run.</summary>
+    private static string LoadAverage()
+    {
+        const string Path = "/proc/loadavg";
+        return File.Exists(Path) ? string.Join(' ', File.ReadAllText(Path).Split(' ').Take(3)) : "unknown";
     }
 
     /// <summary>The commit measured, and whether src/ differed from it: numbers belong to a version of the code.</summary>
