@@ -38,6 +38,56 @@ public static class CacheGuardRedisBuilderExtensions
         builder.Services.AddOptions<CacheGuardRedisOptions>(optionsName).Configure(configure);
         builder.Services.AddKeyedSingleton(name, (sp, _) => RedisRegistration.CreateConnection(sp, optionsName));
         builder.Services.AddKeyedSingleton(name, (sp, _) => RedisRegistration.CreateCache(sp, optionsName, sp.GetRequiredKeyedService<RedisConnection>(name)));
-        return builder.WithDistributedCache(sp => sp.GetRequiredKeyedService<RedisDistributedCache>(name));
+        builder.Services.AddOptions<RedisLoadLockOptions>(DistributedRegistration.LoadLockOptionsName(name));
+        builder.Services.AddKeyedSingleton(name, (sp, _) => DistributedRegistration.CreateLoadLock(sp, name));
+        return builder
+            .WithDistributedCache(sp => sp.GetRequiredKeyedService<RedisDistributedCache>(name))
+            .WithDistributedLoadLock(sp => sp.GetRequiredKeyedService<RedisDistributedLoadLock>(name), enable: false);
+    }
+
+    /// <summary>
+    /// Turns on the distributed load lock (<see cref="CoalescingCacheOptions.DistributedLoadLock"/>) with the
+    /// <see cref="RedisDistributedLoadLock"/> registered by <c>WithRedis</c>, and configures its lease and polling.
+    /// </summary>
+    /// <param name="builder">The cache builder, after <c>WithRedis(...)</c>.</param>
+    /// <param name="configure">Sets the lease and poll interval, or <see langword="null"/> for the defaults (30 s, 100 ms).</param>
+    /// <returns>The same builder.</returns>
+    /// <remarks>
+    /// Setting <c>o.DistributedLoadLock = true</c> in <c>AddCoalescingCache</c> does the same with the defaults. On an
+    /// L2 miss one node per key runs the loader; the others wait for it (at most
+    /// <see cref="CoalescingCacheOptions.DistributedLoadLockTimeout"/>) and read its result from L2. Costs one
+    /// <c>SET NX</c> round trip per miss, and a release script per load. See docs/distributed.md.
+    /// </remarks>
+    public static ICoalescingCacheBuilder WithRedisLoadLock(this ICoalescingCacheBuilder builder, Action<RedisLoadLockOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (configure is not null)
+        {
+            builder.Services.Configure(DistributedRegistration.LoadLockOptionsName(builder.Name), configure);
+        }
+
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, static o => o.DistributedLoadLock = true);
+        return builder;
+    }
+
+    /// <summary>
+    /// Keeps this cache's L1 coherent across nodes with a <see cref="RedisBackplane"/> on the connection registered by
+    /// <c>WithRedis</c>: every <c>SetAsync</c>, <c>RemoveAsync</c>, <c>RemoveByTagAsync</c> and completed load is
+    /// announced, and other nodes evict that key (or tag) from their L1.
+    /// </summary>
+    /// <param name="builder">The cache builder, with <c>WithRedis(...)</c> also called (before or after).</param>
+    /// <returns>The same builder.</returns>
+    /// <remarks>
+    /// The channel is <c>InstanceName + KeyPrefix + "__cacheguard:invalidations"</c>, so nodes sharing an L2 key space
+    /// share invalidations. The backplane is a keyed singleton under <see cref="ICoalescingCacheBuilder.Name"/>,
+    /// disposed with the container. Creating the cache without <c>WithRedis</c> throws
+    /// <see cref="InvalidOperationException"/>. See docs/distributed.md for the staleness window.
+    /// </remarks>
+    public static ICoalescingCacheBuilder WithBackplane(this ICoalescingCacheBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        string name = builder.Name;
+        builder.Services.AddKeyedSingleton(name, (sp, _) => DistributedRegistration.CreateBackplane(sp, name));
+        return builder.WithBackplane(sp => sp.GetRequiredKeyedService<RedisBackplane>(name));
     }
 }
