@@ -28,7 +28,9 @@ internal static class SuiteConfig
             .AddJob(job)
             .AddDiagnoser(MemoryDiagnoser.Default)
             .AddColumn(new OpsPerSecondColumn())
-            .WithOptions(ConfigOptions.DisableLogFile);
+            .WithOptions(ConfigOptions.DisableLogFile)
+            // A shared 2-core machine can take longer than BenchmarkDotNet's default 2 minutes to build the generated project.
+            .WithBuildTimeout(TimeSpan.FromMinutes(10));
     }
 
     /// <summary>Throughput, 10^9 / mean ns per operation: for the multi-threaded benchmarks, operations per wall-clock second.</summary>
