@@ -274,17 +274,13 @@ internal sealed partial class DefaultCoalescingCache
             }
             catch (OperationCanceledException) when (deadline.TimedOut)
             {
-                L2Failed();
-                _metrics.L2Error(OperationRead, "timeout");
-                Log.L2ReadTimedOut(_logger, _name, "(batch)", _l2Timeout);
+                ReportL2Failure(OperationRead, "(batch)", null);
             }
 #pragma warning disable CA1031 // An L2 failure is a miss for every key of the batch.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                L2Failed();
-                _metrics.L2Error(OperationRead, "exception");
-                Log.L2ReadFailed(_logger, _name, "(batch)", ex);
+                ReportL2Failure(OperationRead, "(batch)", ex);
             }
 
             return items;

@@ -64,18 +64,12 @@ internal sealed partial class DefaultCoalescingCache
         {
             // The abandoned call may still write into the buffer: never hand it back to the pool.
             abandoned = true;
-            L2Failed();
-            CacheTelemetry.Fail(activity, "timeout");
-            _metrics.L2Error(OperationRead, "timeout");
-            Log.L2ReadTimedOut(_logger, _name, key, _l2Timeout);
+            ReportL2Failure(OperationRead, key, null, activity);
             return null;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
-            L2Failed();
-            CacheTelemetry.Fail(activity, "exception", ex);
-            _metrics.L2Error(OperationRead, "exception");
-            Log.L2ReadFailed(_logger, _name, key, ex);
+            ReportL2Failure(OperationRead, key, ex, activity);
             return null;
         }
         finally
@@ -183,18 +177,12 @@ internal sealed partial class DefaultCoalescingCache
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
             abandoned = true; // the abandoned call may still read the buffer
-            L2Failed();
-            CacheTelemetry.Fail(activity, "timeout");
-            _metrics.L2Error(OperationWrite, "timeout");
-            Log.L2WriteTimedOut(_logger, _name, key, _l2Timeout);
+            ReportL2Failure(OperationWrite, key, null, activity);
             return Defer(l2Key, key, buffer.ToArray(), _time.GetUtcNow() + lifetime);
         }
         catch (Exception ex)
         {
-            L2Failed();
-            CacheTelemetry.Fail(activity, "exception", ex);
-            _metrics.L2Error(OperationWrite, "exception");
-            Log.L2WriteFailed(_logger, _name, key, ex);
+            ReportL2Failure(OperationWrite, key, ex, activity);
             return Defer(l2Key, key, buffer.ToArray(), _time.GetUtcNow() + lifetime);
         }
         finally
@@ -229,19 +217,46 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
-            L2Failed();
+            ReportL2Failure(OperationRemove, key, null, activity);
             Defer(l2Key, key, null, DateTimeOffset.MaxValue);
-            CacheTelemetry.Fail(activity, "timeout");
-            _metrics.L2Error(OperationRemove, "timeout");
-            Log.L2RemoveTimedOut(_logger, _name, key, _l2Timeout);
         }
         catch (Exception ex)
         {
-            L2Failed();
+            ReportL2Failure(OperationRemove, key, ex, activity);
             Defer(l2Key, key, null, DateTimeOffset.MaxValue);
-            CacheTelemetry.Fail(activity, "exception", ex);
-            _metrics.L2Error(OperationRemove, "exception");
-            Log.L2RemoveFailed(_logger, _name, key, ex);
+        }
+    }
+
+    /// <summary>
+    /// Records an L2 call that failed (<paramref name="exception"/>) or timed out (<see langword="null"/>): it counts
+    /// towards the circuit breaker, marks the trace, increments <c>cacheguard.cache.l2.errors</c> and is logged.
+    /// </summary>
+    private void ReportL2Failure(string operation, string key, Exception? exception, Activity? activity = null)
+    {
+        L2Failed();
+        string errorType = exception is null ? "timeout" : "exception";
+        CacheTelemetry.Fail(activity, errorType, exception);
+        _metrics.L2Error(operation, errorType);
+        switch (operation)
+        {
+            case OperationRead when exception is null:
+                Log.L2ReadTimedOut(_logger, _name, key, _l2Timeout);
+                break;
+            case OperationRead:
+                Log.L2ReadFailed(_logger, _name, key, exception);
+                break;
+            case OperationWrite when exception is null:
+                Log.L2WriteTimedOut(_logger, _name, key, _l2Timeout);
+                break;
+            case OperationWrite:
+                Log.L2WriteFailed(_logger, _name, key, exception);
+                break;
+            case OperationRemove when exception is null:
+                Log.L2RemoveTimedOut(_logger, _name, key, _l2Timeout);
+                break;
+            default:
+                Log.L2RemoveFailed(_logger, _name, key, exception!);
+                break;
         }
     }
 

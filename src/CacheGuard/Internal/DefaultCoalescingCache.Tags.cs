@@ -144,15 +144,11 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
-            L2Failed();
-            _metrics.L2Error(OperationRead, "timeout");
-            Log.L2ReadTimedOut(_logger, _name, TagKey(tag), _l2Timeout);
+            ReportL2Failure(OperationRead, TagKey(tag), null);
         }
         catch (Exception ex)
         {
-            L2Failed();
-            _metrics.L2Error(OperationRead, "exception");
-            Log.L2ReadFailed(_logger, _name, TagKey(tag), ex);
+            ReportL2Failure(OperationRead, TagKey(tag), ex);
         }
 
         // L2 could not say: keep what this node knows (its own invalidations), and try again next interval.
@@ -181,17 +177,13 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
-            L2Failed();
+            ReportL2Failure(OperationWrite, l2Key, null);
             Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
-            _metrics.L2Error(OperationWrite, "timeout");
-            Log.L2WriteTimedOut(_logger, _name, l2Key, _l2Timeout);
         }
         catch (Exception ex)
         {
-            L2Failed();
+            ReportL2Failure(OperationWrite, l2Key, ex);
             Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
-            _metrics.L2Error(OperationWrite, "exception");
-            Log.L2WriteFailed(_logger, _name, l2Key, ex);
         }
     }
 
