@@ -75,6 +75,9 @@ public sealed partial class RedisConnection : IAsyncDisposable, IDisposable
     /// <value><see langword="true"/> while commands can be sent.</value>
     public bool IsConnected => _interactive.IsConnected;
 
+    /// <summary>Gets the open interactive socket, if any (a test hook).</summary>
+    internal PhysicalConnection? CurrentInteractive => _interactive.Current;
+
     private bool AbortOnConnectFail { get; }
 
     /// <summary>Opens the interactive connection now instead of on the first command.</summary>

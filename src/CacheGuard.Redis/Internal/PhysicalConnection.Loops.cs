@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 
 namespace CacheGuard.Redis.Internal;
 
@@ -8,46 +10,180 @@ internal sealed partial class PhysicalConnection
     // A RESP2 push on a subscribed connection: ["message", channel, payload].
     private static ReadOnlySpan<byte> MessagePrefix => "*3\r\n$7\r\nmessage\r\n"u8;
 
+    /// <summary>Sends batches while it owns writing (<see cref="Writer.Loop"/>), until the buffer is empty; then waits to be woken again.</summary>
     private async Task WriteLoopAsync()
     {
         Exception? error = null;
+        bool ownsBuffers = true;
         try
         {
             while (true)
             {
                 await _writeSignal.WaitAsync().ConfigureAwait(false);
-                PooledBufferWriter batch;
+                PooledBufferWriter? batch;
                 lock (_lock)
                 {
+                    _writeSignalled = false;
                     if (_closed)
                     {
+                        // A caller in the middle of its own write returns the buffers when it finishes.
+                        ownsBuffers = _writer != Writer.Caller;
+                        _writer = Writer.Loop;
                         break;
                     }
 
-                    batch = _outgoing;
-                    _outgoing = _flushing;
-                    _flushing = batch;
-                    _writeSignalled = false;
+                    // Woken only with writing handed to the loop (or by Close, above).
+                    Debug.Assert(_writer == Writer.Loop, "The writer loop was woken without owning writing.");
+                    batch = SwapBuffersLocked();
                 }
 
-                if (batch.WrittenCount > 0)
+                while (batch is not null)
                 {
-                    await _stream.WriteAsync(batch.WrittenMemory).ConfigureAwait(false);
-                    Volatile.Write(ref _lastWriteTimestamp, _time.GetTimestamp());
-                }
+                    if (batch.WrittenCount > 0)
+                    {
+                        await _stream.WriteAsync(batch.WrittenMemory).ConfigureAwait(false);
+                    }
 
-                batch.Reset();
+                    batch.Reset();
+                    lock (_lock)
+                    {
+                        if (_closed)
+                        {
+                            return; // the finally below closes and returns the buffers
+                        }
+
+                        if (_outgoing.WrittenCount == 0)
+                        {
+                            _writer = Writer.None;
+                            batch = null;
+                        }
+                        else
+                        {
+                            batch = SwapBuffersLocked();
+                        }
+                    }
+                }
             }
         }
         catch (Exception ex)
         {
             error = ex;
         }
+        finally
+        {
+            Close(error);
+            if (ownsBuffers)
+            {
+                ReleaseBuffers();
+            }
+        }
+    }
 
-        Close(error);
-        _flushing.Dispose();
+    /// <summary>Writes a lone caller's batch on its own thread; only a socket that cannot take the bytes at once makes it asynchronous.</summary>
+    private void WriteDirect(PooledBufferWriter batch)
+    {
+        ValueTask write;
+        try
+        {
+            write = _stream.WriteAsync(batch.WrittenMemory);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        {
+            EndDirectWrite(batch, ex);
+            return;
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            write.GetAwaiter().GetResult();
+            EndDirectWrite(batch, null);
+        }
+        else
+        {
+            _ = CompleteDirectWriteAsync(write, batch);
+        }
+    }
+
+    private async Task CompleteDirectWriteAsync(ValueTask write, PooledBufferWriter batch)
+    {
+        Exception? error = null;
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        EndDirectWrite(batch, error);
+    }
+
+    /// <summary>Ends a caller's write: hands what others queued meanwhile to the writer loop, so a caller never writes for others.</summary>
+    private void EndDirectWrite(PooledBufferWriter batch, Exception? error)
+    {
+        batch.Reset();
+        if (error is not null)
+        {
+            Close(error);
+        }
+
+        bool signal = false;
+        bool release = false;
         lock (_lock)
         {
+            if (_closed)
+            {
+                release = true; // _writer stays Caller: the loop leaves the buffers to us
+            }
+            else if (_outgoing.WrittenCount > 0)
+            {
+                _writer = Writer.Loop;
+                signal = SignalLocked();
+            }
+            else
+            {
+                _writer = Writer.None;
+            }
+        }
+
+        if (signal)
+        {
+            _writeSignal.Release();
+        }
+
+        if (release)
+        {
+            ReleaseBuffers();
+        }
+    }
+
+    private PooledBufferWriter SwapBuffersLocked()
+    {
+        PooledBufferWriter batch = _outgoing;
+        _outgoing = _flushing;
+        _flushing = batch;
+        return batch;
+    }
+
+    /// <summary>Marks the writer loop as signalled; returns whether the caller must release the semaphore (after leaving the lock).</summary>
+    private bool SignalLocked()
+    {
+        if (_writeSignalled)
+        {
+            return false;
+        }
+
+        _writeSignalled = true;
+        return true;
+    }
+
+    /// <summary>Returns both buffers to the pool; called once, by whichever writer stops last after the connection closed.</summary>
+    private void ReleaseBuffers()
+    {
+        lock (_lock)
+        {
+            _flushing.Dispose();
             _outgoing.Dispose();
         }
     }

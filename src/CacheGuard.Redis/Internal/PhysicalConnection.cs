@@ -10,15 +10,17 @@ namespace CacheGuard.Redis.Internal;
 
 /// <summary>
 /// One socket to one server. Callers append their commands to a shared buffer and the FIFO of pending operations
-/// under one short lock; a writer loop sends everything buffered in one write per wake-up; a reader loop matches
-/// replies to the FIFO in order. Once closed it stays closed: the owning <see cref="ConnectionSlot"/> makes a new one.
+/// under one short lock. A caller whose command is the only one in flight writes it itself; otherwise a writer loop
+/// sends everything buffered in one write per wake-up. A reader loop matches replies to the FIFO in order. Once closed
+/// it stays closed: the owning <see cref="ConnectionSlot"/> makes a new one.
 /// </summary>
 internal sealed partial class PhysicalConnection : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly Queue<PendingOperation> _pending = new(); // guarded by _lock
     private PooledBufferWriter _outgoing = new(16 * 1024); // guarded by _lock
-    private PooledBufferWriter _flushing = new(16 * 1024); // owned by the writer loop
+    private PooledBufferWriter _flushing = new(16 * 1024); // owned by whoever _writer names
+    private Writer _writer; // guarded by _lock; who is sending: only one write is in flight at a time
     private bool _writeSignalled; // guarded by _lock; true while _writeSignal holds (or is about to hold) a count
     private bool _closed; // guarded by _lock
     private readonly SemaphoreSlim _writeSignal = new(0, 1);
@@ -33,8 +35,9 @@ internal sealed partial class PhysicalConnection : IDisposable
     private readonly long _keepAliveTicks;
     private readonly int _timeoutMilliseconds;
     private ITimer? _timer;
-    private long _lastWriteTimestamp;
+    private long _lastActivity; // timestamp of the last command queued; read by the timer for keepalive
     private KeepAliveOperation? _keepAlive; // timer callback only
+    private int _keepAlivesSent; // Interlocked; read by tests
 
     // Reader loop only (read by the timer without a lock: a stale read only delays a timeout by one tick).
     private volatile PendingOperation? _current;
@@ -57,12 +60,28 @@ internal sealed partial class PhysicalConnection : IDisposable
         _timeoutTicks = (long)(configuration.AsyncTimeout.TotalSeconds * time.TimestampFrequency);
         _keepAliveTicks = (long)(configuration.KeepAlive.TotalSeconds * time.TimestampFrequency);
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
-        _lastWriteTimestamp = time.GetTimestamp();
+        _lastActivity = time.GetTimestamp();
+    }
+
+    /// <summary>Who owns <see cref="_flushing"/> and the stream's write side.</summary>
+    private enum Writer
+    {
+        /// <summary>Nobody is writing: the next caller may write directly, or wake the loop.</summary>
+        None,
+
+        /// <summary>A caller is writing its batch on its own thread (nothing else was in flight).</summary>
+        Caller,
+
+        /// <summary>The writer loop owns writing until it finds the buffer empty.</summary>
+        Loop,
     }
 
     public string EndPointName { get; }
 
     public bool IsSubscriber { get; }
+
+    /// <summary>Gets how many keepalive <c>PING</c>s this connection has queued (a test hook).</summary>
+    internal int KeepAlivesSent => Volatile.Read(ref _keepAlivesSent);
 
     public bool IsClosed
     {
@@ -155,10 +174,22 @@ internal sealed partial class PhysicalConnection : IDisposable
         return options;
     }
 
-    /// <summary>Queues an operation for the next write, or returns <see langword="false"/> if the connection is closed.</summary>
+    /// <summary>Queues an operation, or returns <see langword="false"/> if the connection is closed.</summary>
+    /// <remarks>
+    /// When nothing else is in flight and nobody is writing, the caller sends its command itself (one thread hop fewer
+    /// for a lone caller). Otherwise the bytes wait in <see cref="_outgoing"/> for the writer that is active, or for the
+    /// writer loop, which then sends everything queued in one write: the automatic pipelining of many callers.
+    /// </remarks>
     public bool TryEnqueue(PendingOperation operation)
     {
-        operation.Deadline = _time.GetTimestamp() + _timeoutTicks;
+        long now = _time.GetTimestamp();
+        operation.Deadline = now + _timeoutTicks;
+        if (Volatile.Read(ref _lastActivity) != now)
+        {
+            Volatile.Write(ref _lastActivity, now);
+        }
+
+        PooledBufferWriter? batch = null;
         bool signal = false;
         lock (_lock)
         {
@@ -169,16 +200,29 @@ internal sealed partial class PhysicalConnection : IDisposable
 
             operation.Write(_outgoing);
             _pending.Enqueue(operation);
-            if (!_writeSignalled)
+            if (_writer == Writer.None)
             {
-                _writeSignalled = true;
-                signal = true;
+                if (_pending.Count == 1)
+                {
+                    _writer = Writer.Caller;
+                    batch = SwapBuffersLocked();
+                }
+                else
+                {
+                    _writer = Writer.Loop;
+                    signal = SignalLocked();
+                }
             }
         }
 
         if (signal)
         {
             _writeSignal.Release();
+        }
+
+        if (batch is not null)
+        {
+            WriteDirect(batch);
         }
 
         return true;
@@ -199,11 +243,7 @@ internal sealed partial class PhysicalConnection : IDisposable
             _closed = true;
             failed = [.. _pending];
             _pending.Clear();
-            if (!_writeSignalled)
-            {
-                _writeSignalled = true;
-                signal = true;
-            }
+            signal = SignalLocked();
         }
 
         if (signal)
@@ -350,10 +390,13 @@ internal sealed partial class PhysicalConnection : IDisposable
             }
         }
 
-        if (_keepAliveTicks > 0 && now - Volatile.Read(ref _lastWriteTimestamp) >= _keepAliveTicks && (_keepAlive is null || _keepAlive.IsCompleted))
+        if (_keepAliveTicks > 0 && now - Volatile.Read(ref _lastActivity) >= _keepAliveTicks && (_keepAlive is null || _keepAlive.IsCompleted))
         {
             _keepAlive = new KeepAliveOperation(this);
-            TryEnqueue(_keepAlive);
+            if (TryEnqueue(_keepAlive))
+            {
+                Interlocked.Increment(ref _keepAlivesSent);
+            }
         }
     }
 }
