@@ -100,6 +100,15 @@ internal sealed class RedisServer : IAsyncDisposable
         _process = null;
     }
 
+    /// <summary>
+    /// Stops the process with SIGSTOP: its sockets stay open and the kernel still accepts connections, but nothing is
+    /// answered until <see cref="ResumeAsync"/>. A server that hangs, without any timing involved.
+    /// </summary>
+    public Task SuspendAsync() => SignalAsync("-STOP");
+
+    /// <summary>Continues a process stopped by <see cref="SuspendAsync"/> (SIGCONT).</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
     /// <summary>Starts the server again on the same port.</summary>
     public Task RestartAsync() => StartProcessAsync();
 
@@ -144,6 +153,14 @@ internal sealed class RedisServer : IAsyncDisposable
         {
             Directory.Delete(_directory, recursive: true);
         }
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        Process process = _process ?? throw new InvalidOperationException("Not started here.");
+        using Process kill = Process.Start("kill", [signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        Assert.That(kill.ExitCode, Is.Zero, $"kill {signal} {process.Id} failed");
     }
 
     private async Task StartProcessAsync()
