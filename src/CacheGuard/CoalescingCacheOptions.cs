@@ -160,10 +160,10 @@ public sealed class CoalescingCacheOptions
     /// </value>
     public TimeSpan TagCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Gets or sets whether traces carry cache keys (the <c>cache.key</c> tag).</summary>
+    /// <summary>Gets or sets whether traces (the <c>cache.key</c> tag) and log messages carry cache keys.</summary>
     /// <value>
-    /// <see langword="false"/> by default: keys can be personal data (an e-mail address, a user id). Metrics never carry
-    /// keys, whatever this says.
+    /// <see langword="false"/> by default: keys can be personal data (an e-mail address, a user id), so log messages show
+    /// <c>(hidden)</c> in their place. Metrics never carry keys, whatever this says.
     /// </value>
     public bool IncludeKeysInTelemetry { get; set; }
 

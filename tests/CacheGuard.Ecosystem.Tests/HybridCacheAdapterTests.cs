@@ -121,13 +121,23 @@ public class HybridCacheAdapterTests
     }
 
     [Test]
-    public void RemoveByTag_OfTheWildcard_ThrowsRatherThanSilentlyKeepingEverything()
+    public async Task RemoveByTag_OfTheWildcard_InvalidatesEveryEntry()
     {
+        var time = new ManualTimeProvider();
         var services = new ServiceCollection();
+        services.AddSingleton<TimeProvider>(time);
         services.AddCoalescingCache().AsHybridCache();
         using ServiceProvider provider = services.BuildServiceProvider();
+        HybridCache cache = provider.GetRequiredService<HybridCache>();
+        await cache.SetAsync("plain", "before");
+        await cache.SetAsync("tagged", "before", tags: ["t"]);
+        time.Advance(TimeSpan.FromSeconds(1));
 
-        Assert.ThrowsAsync<NotSupportedException>(async () => await provider.GetRequiredService<HybridCache>().RemoveByTagAsync("*"));
+        await cache.RemoveByTagAsync("*");
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.That(await cache.GetOrCreateAsync("plain", static _ => ValueTask.FromResult("after")), Is.EqualTo("after"));
+        Assert.That(await cache.GetOrCreateAsync("tagged", static _ => ValueTask.FromResult("after")), Is.EqualTo("after"));
     }
 
     [Test]

@@ -70,6 +70,23 @@ public class CoordinationTests
     }
 
     [Test]
+    public async Task Backplane_AnInvalidationDuringALoad_KeepsTheLoadsResultOutOfL1()
+    {
+        var time = new FakeTimeProvider();
+        var backplane = new InMemoryBackplane();
+        using var a = Node(new FakeDistributedCache(time), time, backplane);
+        var loader = new TestCaches.GatedLoader<string>();
+        var loading = a.GetOrLoadAsync("k", loader.Load).AsTask();
+        await TestCaches.Until(() => loader.Calls == 1, "the load starts");
+
+        a.OnInvalidation(new CacheInvalidation("shared", "k", null)); // another node wrote k meanwhile
+        loader.Gate.SetResult("read before the other node's write");
+
+        Assert.That(await loading, Is.EqualTo("read before the other node's write"));
+        Assert.That(a.IsInL1("k"), Is.False);
+    }
+
+    [Test]
     [Repeat(5)]
     public async Task LoadLock_ThreeNodesOnAColdKey_OneLoadAcrossAllNodes()
     {

@@ -164,5 +164,25 @@ public class DistributedFaultTests
         Assert.That(l2.Gets, Is.EqualTo(1));
     }
 
+    [Test]
+    public async Task LogLines_HideKeys_UnlessIncludeKeysInTelemetry()
+    {
+        var hidden = new LogCapture();
+        using (var cache = TestCaches.Create(l2: new FakeDistributedCache { ReadFault = L2Fault.ThrowSynchronously }, logs: hidden))
+        {
+            await cache.GetOrLoadAsync("user:alice@example.com", _ => Task.FromResult(1));
+        }
+
+        var shown = new LogCapture();
+        using (var cache = TestCaches.Create(o => o.IncludeKeysInTelemetry = true, l2: new FakeDistributedCache { ReadFault = L2Fault.ThrowSynchronously }, logs: shown))
+        {
+            await cache.GetOrLoadAsync("user:alice@example.com", _ => Task.FromResult(1));
+        }
+
+        string hiddenLine = hidden.Entries.Single(e => e.Id.Id == Log.L2ReadFailedId).Message;
+        Assert.That(hiddenLine, Does.Not.Contain("alice").And.Contain("(hidden)"));
+        Assert.That(shown.Entries.Single(e => e.Id.Id == Log.L2ReadFailedId).Message, Does.Contain("user:alice@example.com"));
+    }
+
     public sealed record Point(int X, int Y);
 }

@@ -114,6 +114,25 @@ public class TagTests
     }
 
     [Test]
+    public async Task RemoveByTagStar_InvalidatesEverything_TaggedOrNot_InL1AndInL2()
+    {
+        var time = new FakeTimeProvider();
+        var l2 = new FakeDistributedCache(time);
+        using var cache = TestCaches.Create(l2: l2, time: time);
+        await cache.SetAsync("plain", "p1");
+        await cache.SetAsync("tagged", "t1", Tagged("t"));
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await cache.RemoveByTagAsync("*");
+        time.Advance(TimeSpan.FromTicks(1));
+
+        Assert.That(cache.IsInL1("plain"), Is.False);
+        Assert.That(await cache.GetOrLoadAsync("plain", _ => Task.FromResult("p2")), Is.EqualTo("p2"), "The L2 copy predates the invalidation too.");
+        Assert.That(await cache.GetOrLoadAsync("tagged", _ => Task.FromResult("t2"), Tagged("t")), Is.EqualTo("t2"));
+        Assert.That(await cache.GetOrLoadAsync("plain", _ => Task.FromResult("p3")), Is.EqualTo("p2"), "New entries are served.");
+    }
+
+    [Test]
     public void BadTags_Throw()
     {
         using var cache = TestCaches.Create();

@@ -31,7 +31,7 @@ internal sealed class CacheMetrics : IDisposable
 
         Hits = _meter.CreateCounter<long>("cacheguard.cache.hits", "{request}", "Requests answered from a cache level (tag cache.level: l1 or l2).");
         Misses = _meter.CreateCounter<long>("cacheguard.cache.misses", "{request}", "Requests that found the key in no cache level and started or joined a load.");
-        Loads = _meter.CreateCounter<long>("cacheguard.cache.loads", "{load}", "Loader executions.");
+        Loads = _meter.CreateCounter<long>("cacheguard.cache.loads", "{load}", "Loader executions that completed successfully (failures: cacheguard.cache.loader.errors).");
         Coalesced = _meter.CreateCounter<long>("cacheguard.cache.coalesced", "{request}", "Requests that joined a load already in flight instead of starting one.");
         LoadDuration = _meter.CreateHistogram<double>("cacheguard.cache.load.duration", "s", "How long loader executions took.");
         LoaderErrors = _meter.CreateCounter<long>("cacheguard.cache.loader.errors", "{error}", "Loader executions that threw.");

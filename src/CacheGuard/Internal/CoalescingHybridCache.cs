@@ -42,17 +42,9 @@ internal sealed class CoalescingHybridCache(ICoalescingCache cache) : HybridCach
     public override ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default) =>
         Inner.RemoveAsync(key, cancellationToken);
 
-    public override ValueTask RemoveByTagAsync(string tag, CancellationToken cancellationToken = default)
-    {
-        if (tag == "*")
-        {
-            // Microsoft's implementation treats "*" as "every entry"; the core has no such operation yet, and doing
-            // nothing would silently keep serving what the caller meant to invalidate.
-            throw new NotSupportedException("RemoveByTagAsync(\"*\") (invalidate every entry) is not supported by CacheGuard's HybridCache adapter yet; invalidate by key or by a tag the entries carry.");
-        }
-
-        return Inner.RemoveByTagAsync(tag, cancellationToken);
-    }
+    // "*" means "every entry" here as in Microsoft's implementation: the core treats it the same way.
+    public override ValueTask RemoveByTagAsync(string tag, CancellationToken cancellationToken = default) =>
+        Inner.RemoveByTagAsync(tag, cancellationToken);
 
     private CacheEntryOptions? Convert(HybridCacheEntryOptions? options, IEnumerable<string>? tags)
     {

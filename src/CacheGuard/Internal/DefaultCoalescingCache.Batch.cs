@@ -154,10 +154,9 @@ internal sealed partial class DefaultCoalescingCache
                 for (int i = 0; i < toRead.Count; i++)
                 {
                     CacheItem<T>? item = stored[i];
-                    if (item?.Tags is { } tags)
+                    if (item is not null && !await SurvivesInvalidationAsync(item).ConfigureAwait(false))
                     {
-                        await RefreshTagsAsync(tags).ConfigureAwait(false);
-                        item = TagsAllow(item.CreatedTicks, tags, requireCurrentKnowledge: false) ? item : null;
+                        item = null;
                     }
 
                     if (item is null || item.ExpiresTicks <= now)

@@ -69,7 +69,7 @@ internal sealed partial class DefaultCoalescingCache
         if (_pending.Count >= _maxPending && !_pending.ContainsKey(l2Key))
         {
             _l1.Remove(key);
-            Log.PendingWriteDropped(_logger, _name, key);
+            Log.PendingWriteDropped(_logger, _name, LogKey(key));
             return false;
         }
 

@@ -20,7 +20,16 @@ internal sealed partial class DefaultCoalescingCache
     {
         if (invalidation.Key is { } key)
         {
+            // A load of the key running here may have read L2 before the other node's write: don't let it cache that.
+            _flights.Forget(key);
             _l1.Remove(key);
+            _metrics.BackplaneEviction();
+        }
+        else if (invalidation.Tag == AllTag)
+        {
+            long now = _time.GetUtcNow().UtcTicks;
+            _tags.GetOrAdd(AllTag, static _ => new TagState()).Record(now, now);
+            _l1.Clear();
             _metrics.BackplaneEviction();
         }
         else if (invalidation.Tag is { } tag)
@@ -85,7 +94,15 @@ internal sealed partial class DefaultCoalescingCache
 
             // Owner or not, L2 may hold the value now: another node may have stored it just before this one got the lock.
             CacheItem<T>? stored = await ReadL2Async<T>(key).ConfigureAwait(false);
-            if (stored is not null && stored.ExpiresTicks > _time.GetUtcNow().UtcTicks)
+            if (lease is null && !IsUsable(stored))
+            {
+                // The owner finished (or died) without a value for us: try once more to be the one that loads, so a
+                // dead owner's waiters do not all load at once.
+                lease = await _loadLock.TryAcquireAsync(l2Key, CancellationToken.None).ConfigureAwait(false);
+                stored = lease is null ? stored : await ReadL2Async<T>(key).ConfigureAwait(false);
+            }
+
+            if (IsUsable(stored) && await SurvivesInvalidationAsync(stored!).ConfigureAwait(false))
             {
                 if (lease is not null)
                 {
@@ -96,12 +113,14 @@ internal sealed partial class DefaultCoalescingCache
             }
 
             return (lease, null);
+
+            bool IsUsable(CacheItem<T>? item) => item is not null && item.ExpiresTicks > _time.GetUtcNow().UtcTicks;
         }
 #pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.LoadLockFailed(_logger, _name, key, ex);
+            Log.LoadLockFailed(_logger, _name, LogKey(key), ex);
             return (null, null);
         }
     }

@@ -128,7 +128,7 @@ internal sealed partial class DefaultCoalescingCache
     private void Reject(string key, string reason, Exception? exception)
     {
         _metrics.L2Error(OperationRead, "invalid_payload");
-        Log.L2PayloadRejected(_logger, _name, key, reason, exception);
+        Log.L2PayloadRejected(_logger, _name, LogKey(key), reason, exception);
     }
 
     /// <summary>Writes an item to L2. Returns <see langword="false"/> when it could not even be queued for replay, so L1 must not keep it.</summary>
@@ -152,7 +152,7 @@ internal sealed partial class DefaultCoalescingCache
             {
                 // The value cannot cross L2 (e.g. a cycle JSON refuses): it is served and kept in L1 only.
                 _metrics.L2Error(OperationWrite, "serialization");
-                Log.L2WriteFailed(_logger, _name, key, ex);
+                Log.L2WriteFailed(_logger, _name, LogKey(key), ex);
                 return true;
             }
 
@@ -240,22 +240,22 @@ internal sealed partial class DefaultCoalescingCache
         switch (operation)
         {
             case OperationRead when exception is null:
-                Log.L2ReadTimedOut(_logger, _name, key, _l2Timeout);
+                Log.L2ReadTimedOut(_logger, _name, LogKey(key), _l2Timeout);
                 break;
             case OperationRead:
-                Log.L2ReadFailed(_logger, _name, key, exception);
+                Log.L2ReadFailed(_logger, _name, LogKey(key), exception);
                 break;
             case OperationWrite when exception is null:
-                Log.L2WriteTimedOut(_logger, _name, key, _l2Timeout);
+                Log.L2WriteTimedOut(_logger, _name, LogKey(key), _l2Timeout);
                 break;
             case OperationWrite:
-                Log.L2WriteFailed(_logger, _name, key, exception);
+                Log.L2WriteFailed(_logger, _name, LogKey(key), exception);
                 break;
             case OperationRemove when exception is null:
-                Log.L2RemoveTimedOut(_logger, _name, key, _l2Timeout);
+                Log.L2RemoveTimedOut(_logger, _name, LogKey(key), _l2Timeout);
                 break;
             default:
-                Log.L2RemoveFailed(_logger, _name, key, exception!);
+                Log.L2RemoveFailed(_logger, _name, LogKey(key), exception!);
                 break;
         }
     }

@@ -119,13 +119,9 @@ internal sealed partial class DefaultCoalescingCache
             if (_l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheRead) == 0)
             {
                 CacheItem<T>? stored = await ReadL2Async<T>(key).ConfigureAwait(false);
-                if (stored?.Tags is { } tags)
+                if (stored is not null && !await SurvivesInvalidationAsync(stored).ConfigureAwait(false))
                 {
-                    await RefreshTagsAsync(tags).ConfigureAwait(false);
-                    if (!TagsAllow(stored.CreatedTicks, tags, requireCurrentKnowledge: false))
-                    {
-                        stored = null; // invalidated by a tag: neither fresh nor a stand-in
-                    }
+                    stored = null; // invalidated by a tag: neither fresh nor a stand-in
                 }
 
                 if (stored is not null)
@@ -256,7 +252,8 @@ internal sealed partial class DefaultCoalescingCache
         catch (Exception ex)
         {
             _metrics.LoaderError();
-            Log.LoaderFailed(_logger, _name, key, ex);
+            string logKey = LogKey(key);
+            Log.LoaderFailed(_logger, _name, logKey, ex);
             CacheTelemetry.Fail(activity, ex.GetType().FullName!, ex);
             activity?.Dispose();
             if (policy.FailSafe && stale is not null)
@@ -333,7 +330,7 @@ internal sealed partial class DefaultCoalescingCache
     private T ServeStale<T>(Flight<string, T> flight, CacheItem<T> stale, Policy policy, string reason, Exception? error)
     {
         _metrics.StaleServed(reason);
-        Log.StaleValueServed(_logger, _name, flight.Key, reason, error);
+        Log.StaleValueServed(_logger, _name, LogKey(flight.Key), reason, error);
         if (!flight.Superseded)
         {
             long now = _time.GetUtcNow().UtcTicks;
@@ -500,7 +497,7 @@ internal sealed partial class DefaultCoalescingCache
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                Log.BackgroundLoadFailed(self._logger, self._name, key, ex);
+                Log.BackgroundLoadFailed(self._logger, self._name, self.LogKey(key), ex);
             }
             finally
             {

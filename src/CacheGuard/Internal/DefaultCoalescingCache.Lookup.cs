@@ -86,13 +86,9 @@ internal sealed partial class DefaultCoalescingCache
     private async ValueTask<CacheItem<T>?> ReadL2AndFillL1Async<T>(string key, CacheEntryFlags flags)
     {
         CacheItem<T>? item = await ReadL2Async<T>(key).ConfigureAwait(false);
-        if (item?.Tags is { } tags)
+        if (item is not null && !await SurvivesInvalidationAsync(item).ConfigureAwait(false))
         {
-            await RefreshTagsAsync(tags).ConfigureAwait(false);
-            if (!TagsAllow(item.CreatedTicks, tags, requireCurrentKnowledge: false))
-            {
-                item = null;
-            }
+            item = null;
         }
 
         if (item is not null && item.ExpiresTicks <= _time.GetUtcNow().UtcTicks)

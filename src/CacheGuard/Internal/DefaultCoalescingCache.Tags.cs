@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Caching.Distributed;
@@ -14,6 +15,11 @@ namespace CacheGuard.Internal;
 internal sealed partial class DefaultCoalescingCache
 {
     private const string TagKeyPrefix = "__cacheguard:tag:";
+
+    /// <summary>The tag every entry carries implicitly: <c>RemoveByTagAsync("*")</c> invalidates everything, as in HybridCache.</summary>
+    internal const string AllTag = "*";
+
+    private static readonly string[] AllTags = [AllTag];
     private readonly ConcurrentDictionary<string, TagState> _tags = new(StringComparer.Ordinal);
     private readonly FlightTable<string> _tagReads = new(StringComparer.Ordinal);
 
@@ -28,6 +34,11 @@ internal sealed partial class DefaultCoalescingCache
         long now = _time.GetUtcNow().UtcTicks;
         TagState state = _tags.GetOrAdd(tag, static _ => new TagState());
         state.Record(now, now);
+        if (tag == AllTag)
+        {
+            _l1.Clear(); // every L1 entry carries "*"; L2 entries are checked against it when read
+        }
+
         if (_l2 is null && _backplane is null)
         {
             return ValueTask.CompletedTask;
@@ -46,6 +57,24 @@ internal sealed partial class DefaultCoalescingCache
 
             await self.PublishAsync(null, tag, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Whether an item read from L2 survives tag invalidation: its own tags (re-read from L2 when this node's knowledge
+    /// is older than the check interval) and an invalidate-all this node knows of.
+    /// </summary>
+    private async ValueTask<bool> SurvivesInvalidationAsync(CacheItem item)
+    {
+        if (item.Tags is { } tags)
+        {
+            await RefreshTagsAsync(tags).ConfigureAwait(false);
+            if (!TagsAllow(item.CreatedTicks, tags, requireCurrentKnowledge: false))
+            {
+                return false;
+            }
+        }
+
+        return _tags.IsEmpty || TagsAllow(item.CreatedTicks, AllTags, requireCurrentKnowledge: false);
     }
 
     /// <summary>
@@ -126,6 +155,7 @@ internal sealed partial class DefaultCoalescingCache
         }
 
         using var deadline = new L2Deadline(_l2Timeout, _time, CancellationToken.None);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _name, TagKey(tag), _keysInTelemetry);
         try
         {
             byte[]? stamp = await BoundAsync(_l2!.GetAsync(TagKey(tag), deadline.Token), deadline.Token).ConfigureAwait(false);
@@ -144,11 +174,11 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
-            ReportL2Failure(OperationRead, TagKey(tag), null);
+            ReportL2Failure(OperationRead, TagKey(tag), null, activity);
         }
         catch (Exception ex)
         {
-            ReportL2Failure(OperationRead, TagKey(tag), ex);
+            ReportL2Failure(OperationRead, TagKey(tag), ex, activity);
         }
 
         // L2 could not say: keep what this node knows (its own invalidations), and try again next interval.
@@ -164,6 +194,7 @@ internal sealed partial class DefaultCoalescingCache
         }
 
         using var deadline = new L2Deadline(_l2Timeout, _time, cancellationToken);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2WriteActivity, _name, l2Key, _keysInTelemetry);
         try
         {
             var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime };
@@ -177,12 +208,12 @@ internal sealed partial class DefaultCoalescingCache
         }
         catch (OperationCanceledException) when (deadline.TimedOut)
         {
-            ReportL2Failure(OperationWrite, l2Key, null);
+            ReportL2Failure(OperationWrite, l2Key, null, activity);
             Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
         }
         catch (Exception ex)
         {
-            ReportL2Failure(OperationWrite, l2Key, ex);
+            ReportL2Failure(OperationWrite, l2Key, ex, activity);
             Defer(l2Key, l2Key, value, _time.GetUtcNow() + lifetime);
         }
     }

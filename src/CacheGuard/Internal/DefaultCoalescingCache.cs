@@ -266,6 +266,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         _metrics.Dispose();
     }
 
+    /// <summary>The key as it may appear in a log line: only with <see cref="CoalescingCacheOptions.IncludeKeysInTelemetry"/>, as keys can be personal data.</summary>
+    private string LogKey(string key) => _keysInTelemetry ? key : "(hidden)";
+
     private void ValidateKey(string key)
     {
         ArgumentNullException.ThrowIfNull(key);

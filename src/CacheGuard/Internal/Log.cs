@@ -66,7 +66,7 @@ internal static partial class Log
     [LoggerMessage(EventId = PendingWritesReplayedId, Level = LogLevel.Information, Message = "Cache '{CacheName}': replayed {Count} distributed cache writes that had failed.")]
     public static partial void PendingWritesReplayed(ILogger logger, string cacheName, int count);
 
-    [LoggerMessage(EventId = LocalCacheClearedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the backplane may have missed invalidations (its subscription was lost); dropped the whole local cache.")]
+    [LoggerMessage(EventId = LocalCacheClearedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the backplane may have missed invalidations, or another node asked for everything to be dropped; dropped the whole local cache.")]
     public static partial void LocalCacheCleared(ILogger logger, string cacheName);
 
     [LoggerMessage(EventId = BackplanePublishFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': announcing a change on the backplane failed; other nodes keep their copy until it expires.")]
