@@ -18,7 +18,7 @@ namespace CacheGuard.Redis;
 /// <see cref="RedisServerException"/>), as <c>RedisCache</c> does: CacheGuard's core treats them as a miss. The
 /// synchronous members block the calling thread on the asynchronous ones; prefer the asynchronous members.</para>
 /// </remarks>
-public sealed class RedisDistributedCache : IBufferDistributedCache
+public sealed class RedisDistributedCache : IBufferDistributedCache, IBatchDistributedCache
 {
     private readonly RedisConnection _connection;
     private readonly byte[] _prefix;

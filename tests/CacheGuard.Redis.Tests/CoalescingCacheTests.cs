@@ -141,6 +141,43 @@ public partial class CoalescingCacheTests
         Assert.Throws<ArgumentException>(() => services.AddCoalescingCache().WithRedis("localhost,abortConnect=perhaps"));
     }
 
+    [Test]
+    public async Task BatchOverRedis_OnePipelinedRead_ThenOneLoaderCallForTheKeysRedisDidNotHave()
+    {
+        await using RedisServer server = await RedisServer.StartAsync();
+        var services = new ServiceCollection();
+        services.AddCoalescingCache().WithRedis(server.Configuration);
+        await using ServiceProvider provider = services.BuildServiceProvider();
+        ICoalescingCache cache = provider.GetRequiredService<ICoalescingCache>();
+        Assert.That(provider.GetRequiredKeyedService<RedisDistributedCache>(string.Empty), Is.InstanceOf<IBatchDistributedCache>());
+
+        var keys = Enumerable.Range(0, 1000).Select(i => $"batch:{i}").ToArray();
+        var services2 = new ServiceCollection();
+        services2.AddCoalescingCache().WithRedis(server.Configuration);
+        await using (ServiceProvider otherNode = services2.BuildServiceProvider())
+        {
+            ICoalescingCache writer = otherNode.GetRequiredService<ICoalescingCache>();
+            foreach (string key in keys.Take(200))
+            {
+                await writer.SetAsync(key, "from-redis");
+            }
+        }
+
+        await server.CliAsync("CONFIG", "RESETSTAT");
+        var asked = new List<IReadOnlyList<string>>();
+        IReadOnlyDictionary<string, string> result = await cache.GetOrLoadManyAsync(keys, (missing, _) =>
+        {
+            asked.Add(missing);
+            return Task.FromResult<IReadOnlyDictionary<string, string>>(missing.ToDictionary(k => k, _ => "from-loader"));
+        });
+
+        Assert.That(result, Has.Count.EqualTo(1000));
+        Assert.That(result.Count(kv => kv.Value == "from-redis"), Is.EqualTo(200));
+        Assert.That(asked, Has.Count.EqualTo(1));
+        Assert.That(asked[0], Has.Count.EqualTo(800));
+        Assert.That(await CallsAsync(server, "hmget"), Is.EqualTo(1000), "one HMGET per key, sent together by GetManyAsync");
+    }
+
     private static async Task<long> CallsAsync(RedisServer server, string command)
     {
         string stats = await server.CliAsync("INFO", "commandstats");
