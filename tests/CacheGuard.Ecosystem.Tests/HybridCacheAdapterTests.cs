@@ -58,7 +58,7 @@ public class HybridCacheAdapterTests
     [Test]
     public async Task ExpirationAndLocalCacheExpiration_MapToTheTwoLevels()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var l2 = new FakeDistributedCache();
         var services = new ServiceCollection();
         services.AddSingleton<TimeProvider>(time);
@@ -123,7 +123,7 @@ public class HybridCacheAdapterTests
     [Test]
     public async Task RemoveByTag_OfTheWildcard_InvalidatesEveryEntry()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var services = new ServiceCollection();
         services.AddSingleton<TimeProvider>(time);
         services.AddCoalescingCache().AsHybridCache();

@@ -190,7 +190,7 @@ public class ObservabilityTests
     {
         string name = UniqueName();
         using var meters = new MeterCapture(name);
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var l2 = new HangingDistributedCache();
         var collection = new ServiceCollection();
         collection.AddSingleton<TimeProvider>(time);

@@ -41,7 +41,7 @@ public class DistributedLoadLockTests
     {
         await using RedisServer server = await RedisServer.StartAsync();
         await using var connection = new RedisConnection(TestConnections.For(server));
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var logs = new CapturingLoggerProvider();
         await using var locks = new RedisDistributedLoadLock(
             connection, null, new RedisLoadLockOptions { LeaseDuration = TimeSpan.FromSeconds(30) }, new Microsoft.Extensions.Logging.Logger<RedisDistributedLoadLock>(new Microsoft.Extensions.Logging.LoggerFactory([logs])), clock);

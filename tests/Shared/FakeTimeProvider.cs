@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Internal;
 
-namespace CacheGuard.Tests.Support;
+namespace CacheGuard.Testing;
 
 /// <summary>
-/// A hand-cranked clock: time moves only when a test calls <see cref="Advance"/>, which fires every timer that fell
+/// A hand-cranked clock, shared by every test project (linked from tests/Shared): time moves only when a test calls <see cref="Advance"/>, which fires every timer that fell
 /// due, in order. Also an <see cref="ISystemClock"/>, the interface MemoryCache reads.
 /// </summary>
 public sealed class FakeTimeProvider : TimeProvider, ISystemClock
