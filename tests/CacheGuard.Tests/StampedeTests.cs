@@ -62,6 +62,32 @@ public class StampedeTests
     }
 
     [Test]
+    public async Task RecycledFlightRecords_NeverMixUpKeysOrValues()
+    {
+        using var cache = TestCaches.Create();
+        for (int round = 0; round < 50; round++)
+        {
+            // A synchronous, uncontended miss leaves its flight record for this thread's next miss...
+            Assert.That(await cache.GetOrLoadAsync($"sync{round}", _ => Task.FromResult(round)), Is.EqualTo(round));
+
+            // ...which is contended and asynchronous: the record must behave as a fresh one.
+            var loader = new TestCaches.GatedLoader<int>();
+            var calls = Enumerable.Range(0, 20).Select(_ => cache.GetOrLoadAsync($"async{round}", loader.Load).AsTask()).ToArray();
+            Assert.That(cache.WaitersFor($"async{round}"), Is.EqualTo(20));
+            loader.Gate.SetResult(-round);
+            Assert.That(await Task.WhenAll(calls).WaitAsync(Guard), Has.All.EqualTo(-round));
+            Assert.That(loader.Calls, Is.EqualTo(1));
+        }
+
+        Assert.That(cache.InFlightCount, Is.Zero);
+        for (int round = 0; round < 50; round++)
+        {
+            Assert.That(await cache.GetOrLoadAsync($"sync{round}", _ => Task.FromResult(-1)), Is.EqualTo(round));
+            Assert.That(await cache.GetOrLoadAsync($"async{round}", _ => Task.FromResult(-1)), Is.EqualTo(-round));
+        }
+    }
+
+    [Test]
     public async Task LoaderFailure_ReachesEveryJoinedCaller_AndTheNextCallLoadsAgain()
     {
         using var cache = TestCaches.Create();

@@ -58,6 +58,13 @@ internal sealed partial class DefaultCoalescingCache
         // The leader runs the load. If it finished synchronously (an L1 race, or a synchronous loader with no L2) its
         // result is returned as is; otherwise the leader waits like any other caller, so its token ends only its wait.
         ValueTask<T> load = LoadAsync(flight, state, loader, options, flags, found as CacheItem<T>, refreshOf: null);
+        if (load.IsCompletedSuccessfully)
+        {
+            T value = load.Result;
+            _flights.Recycle(flight);
+            return new ValueTask<T>(value);
+        }
+
         return load.IsCompleted ? load : new ValueTask<T>(flight.WaitAsync(cancellationToken));
 
         static async ValueTask<T> ValueOf(ValueTask<CacheLookup<T>> lookup) => (await lookup.ConfigureAwait(false)).Value!;

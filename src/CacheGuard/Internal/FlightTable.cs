@@ -56,7 +56,7 @@ internal sealed class FlightTable<TKey>
                 return null;
             }
 
-            var flight = new Flight<TKey, T>(this, key, cancellable);
+            Flight<TKey, T> flight = (cancellable ? null : FlightPool<TKey, T>.Take(this, key)) ?? new Flight<TKey, T>(this, key, cancellable);
             slot = flight;
             started = true;
             other = null;
@@ -88,6 +88,24 @@ internal sealed class FlightTable<TKey>
             slot = flight;
             return flight;
         }
+    }
+
+    /// <summary>
+    /// Keeps the record of a finished flight for this thread's next miss, when nothing else can still hold it: it
+    /// completed, nobody joined it, nobody asked for its task, it had no cancellation source, and it left the table.
+    /// Saves an allocation on every uncontended miss whose load completed synchronously.
+    /// </summary>
+    public void Recycle<T>(Flight<TKey, T> flight)
+    {
+        lock (_gate)
+        {
+            if (!flight.Done || flight.Waiters != 1 || flight.Completion is not null || flight.WorkCancellation is not null || flight.InTable)
+            {
+                return;
+            }
+        }
+
+        FlightPool<TKey, T>.Return(flight);
     }
 
     /// <summary>Removes the flight for <paramref name="key"/> so later callers start a new one.</summary>
@@ -224,7 +242,7 @@ internal abstract class Flight<TKey>
 
     public FlightTable<TKey> Table { get; }
 
-    public TKey Key { get; }
+    public TKey Key { get; private set; }
 
     /// <summary>Gets the token handed to the work: cancelled only when every waiter has cancelled.</summary>
     public CancellationToken WorkToken => WorkCancellation?.Token ?? CancellationToken.None;
@@ -245,6 +263,19 @@ internal abstract class Flight<TKey>
 
     /// <summary>Set when the key was forgotten, written or removed while this flight ran: its result must not be cached.</summary>
     internal volatile bool Superseded;
+
+    /// <summary>Makes a recycled record a new, non-cancellable flight for <paramref name="key"/>.</summary>
+    protected void Reset(TKey key)
+    {
+        Key = key;
+        Waiters = 1;
+        Cancelled = 0;
+        Pinned = true;
+        InTable = true;
+        Done = false;
+        Abandoned = false;
+        Superseded = false;
+    }
 
     /// <summary>Gets the type of value this flight produces.</summary>
     public abstract Type ValueType { get; }
@@ -278,6 +309,14 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
     internal TaskCompletionSource<T>? Completion; // guarded
 
     public override Type ValueType => typeof(T);
+
+    internal void Reuse(TKey key)
+    {
+        Reset(key);
+        Value = default;
+        Error = null;
+        Completion = null;
+    }
 
     public void Complete(T value) => Table.Complete(this, value, null);
 
@@ -347,5 +386,32 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
 
         AggregateException aggregate = task.Exception!;
         return aggregate.InnerExceptions.Count == 1 ? aggregate.InnerExceptions[0] : aggregate;
+    }
+}
+
+/// <summary>One spare flight record per thread, table-checked: see <see cref="FlightTable{TKey}.Recycle{T}"/>.</summary>
+internal static class FlightPool<TKey, T>
+    where TKey : notnull
+{
+    [ThreadStatic]
+    private static Flight<TKey, T>? t_spare;
+
+    public static Flight<TKey, T>? Take(FlightTable<TKey> table, TKey key)
+    {
+        Flight<TKey, T>? spare = t_spare;
+        if (spare is null || !ReferenceEquals(spare.Table, table))
+        {
+            return null;
+        }
+
+        t_spare = null;
+        spare.Reuse(key);
+        return spare;
+    }
+
+    public static void Return(Flight<TKey, T> flight)
+    {
+        flight.Reuse(default!); // drop the value and key now: a spare must not keep them alive
+        t_spare = flight;
     }
 }

@@ -79,6 +79,12 @@ internal sealed class SerializerRegistry(IServiceProvider? services)
 
         public T Deserialize(ReadOnlySequence<byte> source)
         {
+            if (source.IsSingleSegment)
+            {
+                // One pass over a span: the reader-based overload scans the value once to find its end, then parses it.
+                return JsonSerializer.Deserialize<T>(source.FirstSpan)!;
+            }
+
             var reader = new Utf8JsonReader(source);
             return JsonSerializer.Deserialize<T>(ref reader)!;
         }
