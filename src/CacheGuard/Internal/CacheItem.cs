@@ -32,9 +32,6 @@ internal abstract class CacheItem(long createdTicks, long expiresTicks, string[]
     /// <summary>Gets whether this copy was kept past its local expiry as a fail-safe stand-in.</summary>
     public bool FailSafe { get; internal set; }
 
-    /// <summary>Gets the fail-safe throttle for this copy.</summary>
-    public long FailSafeThrottleTicks { get; internal set; }
-
     /// <summary>Gets whether a hit must look at the clock or the tags: false for plain entries, whose hits cost a lookup only.</summary>
     public bool NeedsCheck { get; internal set; }
 

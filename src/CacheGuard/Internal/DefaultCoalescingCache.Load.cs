@@ -284,13 +284,13 @@ internal sealed partial class DefaultCoalescingCache
     }
 
     /// <summary>Awaits the loader within the soft timeout (only when a stale value could stand in) and the hard timeout.</summary>
-    private async Task<T> WaitForLoaderAsync<T>(Task<T> loading, Policy policy, bool hasStale, long started)
-    {
-        if (loading.IsCompleted || (policy.SoftTimeout is null && policy.HardTimeout is null))
-        {
-            return await loading.ConfigureAwait(false);
-        }
+    private Task<T> WaitForLoaderAsync<T>(Task<T> loading, Policy policy, bool hasStale, long started) =>
+        loading.IsCompleted || (policy.SoftTimeout is null && policy.HardTimeout is null)
+            ? loading // nothing to bound: no wrapper task
+            : WaitWithTimeoutsAsync(loading, policy, hasStale, started);
 
+    private async Task<T> WaitWithTimeoutsAsync<T>(Task<T> loading, Policy policy, bool hasStale, long started)
+    {
         if (hasStale && policy.SoftTimeout is { } soft && (policy.HardTimeout is null || soft < policy.HardTimeout))
         {
             try

@@ -97,15 +97,12 @@ internal sealed class FlightTable<TKey>
     /// </summary>
     public void Recycle<T>(Flight<TKey, T> flight)
     {
-        lock (_gate)
+        // No lock: a flight that is done and out of the table can no longer be joined, so these fields are final,
+        // and Complete's lock already made them visible to the thread that completed it (the caller).
+        if (ReferenceEquals(flight.Table, this) && flight.Done && flight.Waiters == 1 && flight.Completion is null && flight.WorkCancellation is null && !flight.InTable)
         {
-            if (!flight.Done || flight.Waiters != 1 || flight.Completion is not null || flight.WorkCancellation is not null || flight.InTable)
-            {
-                return;
-            }
+            FlightPool<TKey, T>.Return(flight);
         }
-
-        FlightPool<TKey, T>.Return(flight);
     }
 
     /// <summary>Removes the flight for <paramref name="key"/> so later callers start a new one.</summary>
