@@ -76,11 +76,73 @@ internal sealed class RedisServer : IAsyncDisposable
             }
         }
 
+        // In the spirit of Testcontainers, which pulls the image it needs: on a Debian machine where the tests run as
+        // root, install the server from the distribution's packages once, then look again.
+        if (Provisioned.Value)
+        {
+            foreach (string directory in new[] { "/usr/bin", "/usr/local/bin" })
+            {
+                string candidate = Path.Combine(directory, name);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
         Assert.Fail(
             $"{name} was not found. The Redis tests need a real server: install it (Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools; " +
             $".ci/run does this), or set {BinaryVariable} to the redis-server binary, or set {ServerVariable}=host:port to use a running server " +
             "(the fault and authentication tests still start their own redis-server).");
         throw new UnreachableException();
+    }
+
+    /// <summary>Set to 1 to keep the tests from installing redis-server when it is missing.</summary>
+    public const string NoInstallVariable = "CACHEGUARD_REDIS_NO_INSTALL";
+
+    private static readonly Lazy<bool> Provisioned = new(InstallWithApt);
+
+    private static bool InstallWithApt()
+    {
+        if (Environment.GetEnvironmentVariable(NoInstallVariable) == "1" || !File.Exists("/usr/bin/apt-get") || Environment.UserName != "root")
+        {
+            return false;
+        }
+
+        TestContext.Progress.WriteLine("redis-server is missing: installing redis-server and redis-tools with apt-get (set CACHEGUARD_REDIS_NO_INSTALL=1 to prevent this).");
+        return RunApt("update -qq") && RunApt("install -y -qq redis-server redis-tools");
+
+        static bool RunApt(string arguments)
+        {
+            var start = new ProcessStartInfo("/usr/bin/apt-get", arguments)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+            using Process? apt = Process.Start(start);
+            if (apt is null)
+            {
+                return false;
+            }
+
+            Task<string> output = apt.StandardOutput.ReadToEndAsync();
+            Task<string> errors = apt.StandardError.ReadToEndAsync();
+            if (!apt.WaitForExit(TimeSpan.FromMinutes(10)))
+            {
+                apt.Kill(entireProcessTree: true);
+                TestContext.Progress.WriteLine($"apt-get {arguments} did not finish within 10 minutes.");
+                return false;
+            }
+
+            if (apt.ExitCode != 0)
+            {
+                TestContext.Progress.WriteLine($"apt-get {arguments} failed ({apt.ExitCode}): {errors.Result}{output.Result}");
+            }
+
+            return apt.ExitCode == 0;
+        }
     }
 
     public static int FreePort()
