@@ -1,41 +1,68 @@
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// What L1 holds for a key: the value itself (never a copy), its lifetimes, and the bookkeeping its hit checks need.
-/// The L1 fields are set once, by the code that places the item in L1, before anyone else can see it.
+/// What L1 holds for a key: the value itself (never a copy) and its lifetimes. Plain entries are just that, so what
+/// every L1 entry keeps alive stays small (the miss path is bound by the garbage collector); entries with tags,
+/// fail-safe or early refresh carry their bookkeeping in an <see cref="ItemState"/>, and only their hits read the clock.
 /// </summary>
-internal abstract class CacheItem(long createdTicks, long expiresTicks, string[]? tags, long loadDurationTicks)
+internal abstract class CacheItem
+{
+    protected CacheItem(long createdTicks, long expiresTicks, string[]? tags, long loadDurationTicks)
+    {
+        CreatedTicks = createdTicks;
+        ExpiresTicks = expiresTicks;
+        LoadDurationTicks = loadDurationTicks;
+        if (tags is not null)
+        {
+            State = new ItemState { Tags = tags };
+        }
+    }
+
+    /// <summary>Gets when the value was read from its source (the start of its load), in UTC ticks.</summary>
+    public long CreatedTicks { get; }
+
+    /// <summary>Gets when the value stops being fresh anywhere (its L2 logical expiry), in UTC ticks.</summary>
+    public long ExpiresTicks { get; }
+
+    /// <summary>Gets how long the load that produced the value took (XFetch's Δ).</summary>
+    public long LoadDurationTicks { get; }
+
+    /// <summary>Gets the bookkeeping of an entry whose hits must check something; <see langword="null"/> for plain entries.</summary>
+    public ItemState? State { get; private set; }
+
+    /// <summary>Gets whether a hit must look at the clock or the tags: false for plain entries, whose hits cost a lookup only.</summary>
+    public bool NeedsCheck => State is not null;
+
+    /// <summary>Gets the entry's tags, or <see langword="null"/>.</summary>
+    public string[]? Tags => State?.Tags;
+
+    /// <summary>Gets when this L1 copy stops being fresh (<see cref="long.MaxValue"/> for plain entries, which L1 expires itself).</summary>
+    public long LocalExpiresTicks => State?.LocalExpiresTicks ?? long.MaxValue;
+
+    /// <summary>Gets whether this copy is kept past its local expiry as a fail-safe stand-in.</summary>
+    public bool FailSafe => State?.FailSafe ?? false;
+
+    public abstract Type ValueType { get; }
+
+    /// <summary>Gets the state, creating it: called only by the code placing the item in L1, before anyone else sees it.</summary>
+    public ItemState EnsureState() => State ??= new ItemState();
+}
+
+/// <summary>The hit-time bookkeeping of an entry with tags, fail-safe or early refresh.</summary>
+internal sealed class ItemState
 {
     private int _refreshing;
 
-    /// <summary>Gets when the value was read from its source (the start of its load), in UTC ticks.</summary>
-    public long CreatedTicks { get; } = createdTicks;
+    public string[]? Tags { get; init; }
 
-    /// <summary>Gets when the value stops being fresh anywhere (its L2 logical expiry), in UTC ticks.</summary>
-    public long ExpiresTicks { get; } = expiresTicks;
+    public long LocalExpiresTicks { get; set; } = long.MaxValue;
 
-    /// <summary>Gets the entry's tags, or <see langword="null"/>: only tagged entries pay for tag checks on a hit.</summary>
-    public string[]? Tags { get; } = tags;
+    public long RefreshAtTicks { get; set; } = long.MaxValue;
 
-    /// <summary>Gets how long the load that produced the value took (XFetch's Δ).</summary>
-    public long LoadDurationTicks { get; } = loadDurationTicks;
+    /// <summary>Gets or sets XFetch's β for this copy; 0 when probabilistic early refresh is off.</summary>
+    public double Beta { get; set; }
 
-    /// <summary>Gets when this L1 copy stops being fresh. Past it, a fail-safe copy is only a stale stand-in.</summary>
-    public long LocalExpiresTicks { get; internal set; } = long.MaxValue;
-
-    /// <summary>Gets when the first hit should start a background refresh (<see cref="long.MaxValue"/>: never).</summary>
-    public long RefreshAtTicks { get; internal set; } = long.MaxValue;
-
-    /// <summary>Gets XFetch's β for this copy; 0 when probabilistic early refresh is off.</summary>
-    public double Beta { get; internal set; }
-
-    /// <summary>Gets whether this copy was kept past its local expiry as a fail-safe stand-in.</summary>
-    public bool FailSafe { get; internal set; }
-
-    /// <summary>Gets whether a hit must look at the clock or the tags: false for plain entries, whose hits cost a lookup only.</summary>
-    public bool NeedsCheck { get; internal set; }
-
-    public abstract Type ValueType { get; }
+    public bool FailSafe { get; set; }
 
     /// <summary>Claims the one background refresh this copy may start.</summary>
     public bool TryStartRefresh() => Interlocked.Exchange(ref _refreshing, 1) == 0;

@@ -374,7 +374,7 @@ internal sealed partial class DefaultCoalescingCache
         {
             if (flight?.Superseded != true)
             {
-                SetL1(key, item, policy, local);
+                SetL1(key, item, policy, local, now);
             }
 
             return ValueTask.CompletedTask;
@@ -406,20 +406,23 @@ internal sealed partial class DefaultCoalescingCache
     }
 
     /// <summary>Places an item in L1 with the bookkeeping its hits need, for <paramref name="localLifetime"/> (capped at its L2 expiry).</summary>
-    private void SetL1<T>(string key, CacheItem<T> item, Policy policy, TimeSpan localLifetime)
+    private void SetL1<T>(string key, CacheItem<T> item, Policy policy, TimeSpan localLifetime, long now = 0)
     {
-        long now = _time.GetUtcNow().UtcTicks;
+        now = now > 0 ? now : _time.GetUtcNow().UtcTicks;
         long localExpires = Math.Min(now + localLifetime.Ticks, item.ExpiresTicks);
         if (localExpires <= now)
         {
             return;
         }
 
-        item.LocalExpiresTicks = localExpires;
-        item.FailSafe = policy.FailSafe;
-        item.RefreshAtTicks = policy.EagerRefreshThreshold is { } threshold ? now + (long)((localExpires - now) * threshold) : long.MaxValue;
-        item.Beta = policy.Beta;
-        item.NeedsCheck = item.Tags is not null || item.FailSafe || item.RefreshAtTicks != long.MaxValue || item.Beta > 0;
+        if (item.State is not null || policy.FailSafe || policy.EagerRefreshThreshold is not null || policy.Beta > 0)
+        {
+            ItemState state = item.EnsureState();
+            state.LocalExpiresTicks = localExpires;
+            state.FailSafe = policy.FailSafe;
+            state.RefreshAtTicks = policy.EagerRefreshThreshold is { } threshold ? now + (long)((localExpires - now) * threshold) : long.MaxValue;
+            state.Beta = policy.Beta;
+        }
 
         long physicalEnd = policy.FailSafe ? Math.Max(localExpires, item.ExpiresTicks) + policy.FailSafeMax.Ticks : localExpires;
         using Microsoft.Extensions.Caching.Memory.ICacheEntry entry = _l1.CreateEntry(key);
@@ -446,8 +449,9 @@ internal sealed partial class DefaultCoalescingCache
         }
 
         if (allowRefresh
-            && (now >= item.RefreshAtTicks || (item.Beta > 0 && XFetch.ShouldRefresh(now, item.LocalExpiresTicks, item.LoadDurationTicks, item.Beta, _random())))
-            && item.TryStartRefresh())
+            && item.State is { } state
+            && (now >= state.RefreshAtTicks || (state.Beta > 0 && XFetch.ShouldRefresh(now, state.LocalExpiresTicks, item.LoadDurationTicks, state.Beta, _random())))
+            && state.TryStartRefresh())
         {
             return HitDecision.ServeAndRefresh;
         }
