@@ -2,10 +2,17 @@ using System.Buffers;
 
 namespace CacheGuard.Internal;
 
-/// <summary>An <see cref="IBufferWriter{T}"/> over pooled arrays, for envelopes on their way to and from L2.</summary>
+/// <summary>
+/// An <see cref="IBufferWriter{T}"/> over one array rented from <see cref="ArrayPool{T}.Shared"/>, grown by doubling: for
+/// envelopes on their way to and from L2, and (in CacheGuard.Redis) for commands on their way to the socket.
+/// </summary>
+/// <remarks>Not thread-safe: its owner serializes access.</remarks>
 internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 {
     private const int MinimumSize = 256;
+
+    // A buffer that grew past this (a 16 MB value) goes back to the pool on Reset instead of being kept.
+    private const int RetainLimit = 1024 * 1024;
     private byte[] _buffer;
     private int _written;
 
@@ -43,6 +50,25 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     }
 
     public byte[] ToArray() => WrittenSpan.ToArray();
+
+    public void Write(ReadOnlySpan<byte> source)
+    {
+        Ensure(source.Length);
+        source.CopyTo(_buffer.AsSpan(_written));
+        _written += source.Length;
+    }
+
+    /// <summary>Empties the buffer for reuse, handing an oversized array back to the pool.</summary>
+    public void Reset()
+    {
+        _written = 0;
+        if (_buffer.Length > RetainLimit)
+        {
+            byte[] old = _buffer;
+            _buffer = ArrayPool<byte>.Shared.Rent(4096);
+            ArrayPool<byte>.Shared.Return(old);
+        }
+    }
 
     public void Dispose()
     {
