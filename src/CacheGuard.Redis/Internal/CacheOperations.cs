@@ -168,12 +168,11 @@ internal sealed class HashGetOperation : PendingOperation<CacheEntryReply>
 }
 
 /// <summary>Many <c>HMGET key absexp sldexp data</c> written in one flush; the payloads in key order.</summary>
-internal sealed class BatchGetOperation : PendingOperation<CacheEntryReply[]>
+internal sealed class BatchGetOperation : MultiReplyOperation<CacheEntryReply[]>
 {
     private readonly byte[] _prefix;
     private readonly IReadOnlyList<string> _keys;
     private readonly CacheEntryReply[] _replies;
-    private Exception? _error; // reader loop only
 
     public BatchGetOperation(byte[] prefix, IReadOnlyList<string> keys)
     {
@@ -192,33 +191,14 @@ internal sealed class BatchGetOperation : PendingOperation<CacheEntryReply[]>
         }
     }
 
-    public override void OnReply(ref SequenceReader<byte> reader, int index)
-    {
-        if (IsError(ref reader))
-        {
-            _error ??= ReadError(ref reader);
-        }
-        else if (!IsCompleted)
-        {
-            _replies[index] = CacheCommands.ReadHmGet(ref reader, HashGetMode.Array);
-        }
+    protected override void OnValue(ref SequenceReader<byte> reader, int index) =>
+        _replies[index] = CacheCommands.ReadHmGet(ref reader, HashGetMode.Array);
 
-        if (index == ReplyCount - 1)
-        {
-            if (_error is not null)
-            {
-                Fail(_error);
-            }
-            else
-            {
-                Succeed(_replies);
-            }
-        }
-    }
+    protected override CacheEntryReply[] Result() => _replies;
 }
 
 /// <summary><c>HSET key absexp A sldexp S data D</c>, followed in the same write by <c>EXPIRE key ttl</c> when the entry expires.</summary>
-internal sealed class SetOperation : PendingOperation<bool>
+internal sealed class SetOperation : MultiReplyOperation<bool>
 {
     private readonly byte[] _prefix;
     private readonly string _key;
@@ -226,7 +206,6 @@ internal sealed class SetOperation : PendingOperation<bool>
     private readonly long _absoluteTicks;
     private readonly long _slidingTicks;
     private readonly long _ttlSeconds; // -1: no EXPIRE
-    private Exception? _error; // reader loop only
 
     public SetOperation(byte[] prefix, string key, ReadOnlySequence<byte> value, long absoluteTicks, long slidingTicks, long ttlSeconds)
     {
@@ -256,34 +235,15 @@ internal sealed class SetOperation : PendingOperation<bool>
         }
     }
 
-    public override void OnReply(ref SequenceReader<byte> reader, int index)
-    {
-        if (IsError(ref reader))
-        {
-            _error ??= ReadError(ref reader);
-        }
-
-        if (index == ReplyCount - 1)
-        {
-            if (_error is not null)
-            {
-                Fail(_error);
-            }
-            else
-            {
-                Succeed(true);
-            }
-        }
-    }
+    protected override bool Result() => true;
 }
 
 /// <summary><c>EXPIRE key seconds</c> for one or many keys, written together (sliding refresh).</summary>
-internal sealed class ExpireOperation : PendingOperation<bool>
+internal sealed class ExpireOperation : MultiReplyOperation<bool>
 {
     private readonly byte[] _prefix;
     private readonly string[] _keys;
     private readonly long[] _seconds;
-    private Exception? _error; // reader loop only
 
     public ExpireOperation(byte[] prefix, string[] keys, long[] seconds)
     {
@@ -302,25 +262,7 @@ internal sealed class ExpireOperation : PendingOperation<bool>
         }
     }
 
-    public override void OnReply(ref SequenceReader<byte> reader, int index)
-    {
-        if (IsError(ref reader))
-        {
-            _error ??= ReadError(ref reader);
-        }
-
-        if (index == ReplyCount - 1)
-        {
-            if (_error is not null)
-            {
-                Fail(_error);
-            }
-            else
-            {
-                Succeed(true);
-            }
-        }
-    }
+    protected override bool Result() => true;
 }
 
 /// <summary><c>DEL key</c>.</summary>
@@ -352,4 +294,41 @@ internal sealed class DeleteOperation : PendingOperation<bool>
         reader.Advance(1);
         Succeed(Resp.ReadLineInt64(ref reader) > 0);
     }
+}
+
+/// <summary>An operation answered by several replies: the first error wins, and it completes at the last reply.</summary>
+internal abstract class MultiReplyOperation<TResult> : PendingOperation<TResult>
+{
+    private Exception? _error; // reader loop only
+
+    public sealed override void OnReply(ref SequenceReader<byte> reader, int index)
+    {
+        if (IsError(ref reader))
+        {
+            _error ??= ReadError(ref reader);
+        }
+        else if (!IsCompleted)
+        {
+            OnValue(ref reader, index);
+        }
+
+        if (index == ReplyCount - 1)
+        {
+            if (_error is not null)
+            {
+                Fail(_error);
+            }
+            else
+            {
+                Succeed(Result());
+            }
+        }
+    }
+
+    /// <summary>Reads one successful reply; by default the reply carries nothing the result needs.</summary>
+    protected virtual void OnValue(ref SequenceReader<byte> reader, int index)
+    {
+    }
+
+    protected abstract TResult Result();
 }
