@@ -75,3 +75,59 @@ internal sealed class CacheItem<T>(T value, long createdTicks, long expiresTicks
 
     public override Type ValueType => typeof(T);
 }
+
+/// <summary>
+/// How L1 holds an entry: a plain entry as its value itself (what every entry keeps alive is then no more than a raw
+/// <c>IMemoryCache</c> entry's), <see langword="null"/> as a <see cref="NullValue{T}"/> marker; an entry with tags,
+/// fail-safe or early refresh as a <see cref="CacheItem{T}"/> carrying its <see cref="ItemState"/>.
+/// </summary>
+internal static class L1Slot
+{
+    /// <summary>What L1 stores for a plain entry.</summary>
+    public static object Wrap<T>(T value) => value is null ? NullValue<T>.Instance : value;
+
+    /// <summary>Reads a plain entry as <typeparamref name="T"/>; false for a checked entry or another type.</summary>
+    public static bool TryPlain<T>(object found, out T value)
+    {
+        if (found is T plain && found is not CacheItem && found is not NullValue)
+        {
+            value = plain;
+            return true;
+        }
+
+        value = default!;
+        return found is NullValue && default(T) is null; // a cached "not found" reads as null for any nullable T
+    }
+
+    /// <summary>Views what L1 holds as an item (allocating for a plain entry: slow paths only), or <see langword="null"/>.</summary>
+    public static CacheItem<T>? AsItem<T>(object? found) => found switch
+    {
+        null => null,
+        CacheItem<T> item => item,
+        _ when TryPlain(found, out T value) => new CacheItem<T>(value, 0, long.MaxValue),
+        _ => null,
+    };
+
+    /// <summary>The type an L1 entry holds, when it is not readable as <typeparamref name="T"/>; otherwise <see langword="null"/>.</summary>
+    public static Type? OtherType<T>(object? found) => found switch
+    {
+        null or CacheItem<T> => null,
+        CacheItem item => item.ValueType,
+        _ when TryPlain<T>(found, out _) => null,
+        NullValue marker => marker.ValueType,
+        _ => found.GetType(),
+    };
+}
+
+/// <summary>Marks a cached "not found" of a plain entry in L1.</summary>
+internal abstract class NullValue
+{
+    public abstract Type ValueType { get; }
+}
+
+internal sealed class NullValue<T> : NullValue
+{
+    public static readonly NullValue<T> Instance = new();
+
+    public override Type ValueType => typeof(T);
+}

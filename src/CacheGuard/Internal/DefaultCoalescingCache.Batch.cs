@@ -44,21 +44,19 @@ internal sealed partial class DefaultCoalescingCache
 
             if ((flags & CacheEntryFlags.DisableLocalCacheRead) == 0 && _l1.TryGetValue(key, out object? found))
             {
-                if (found is CacheItem<T> item)
+                if (L1Slot.OtherType<T>(found) is { } cachedType)
                 {
-                    if (IsFresh(item))
-                    {
-                        if (item.Value is not null)
-                        {
-                            results[key] = item.Value;
-                        }
-
-                        continue;
-                    }
+                    throw new CacheTypeMismatchException(key, cachedType, typeof(T));
                 }
-                else if (found is CacheItem other)
+
+                if (L1Slot.AsItem<T>(found) is { } item && IsFresh(item))
                 {
-                    throw new CacheTypeMismatchException(key, other.ValueType, typeof(T));
+                    if (item.Value is not null)
+                    {
+                        results[key] = item.Value;
+                    }
+
+                    continue;
                 }
             }
 
@@ -133,7 +131,7 @@ internal sealed partial class DefaultCoalescingCache
                 toLoad = new List<Flight<string, T>>(led.Count);
                 foreach (Flight<string, T> flight in led)
                 {
-                    if (_l1.TryGetValue(flight.Key, out object? raced) && raced is CacheItem<T> current && IsFresh(current))
+                    if (_l1.TryGetValue(flight.Key, out object? raced) && L1Slot.AsItem<T>(raced) is { } current && IsFresh(current))
                     {
                         flight.Complete(current.Value);
                     }

@@ -16,9 +16,9 @@ internal sealed partial class DefaultCoalescingCache
             throw new ArgumentNullException(nameof(loader));
         }
 
-        if (found is CacheItem cached && cached is not CacheItem<T>)
+        if (L1Slot.OtherType<T>(found) is { } cachedType)
         {
-            throw new CacheTypeMismatchException(key, cached.ValueType, typeof(T));
+            throw new CacheTypeMismatchException(key, cachedType, typeof(T));
         }
 
         options?.Validate();
@@ -95,7 +95,8 @@ internal sealed partial class DefaultCoalescingCache
             // 1. L1 again: another flight may have filled it since this caller's miss, or its copy may only need a tag check.
             if (refreshOf is null && (flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
             {
-                CacheItem<T>? current = _l1.TryGetValue(key, out object? raced) && raced is CacheItem<T> c ? c : hint;
+                object? raced = _l1.TryGetValue(key, out object? inL1) ? inL1 : null;
+                CacheItem<T>? current = L1Slot.AsItem<T>(raced) ?? hint;
                 if (current is not null)
                 {
                     HitDecision decision = CheckHit(current, allowRefresh: false);
@@ -368,17 +369,27 @@ internal sealed partial class DefaultCoalescingCache
 
         long now = _time.GetUtcNow().UtcTicks;
         TimeSpan lifetime = notFound ? lifetimes.Negative : lifetimes.Distributed;
-        var item = new CacheItem<T>(value, Math.Min(createdTicks, now), now + lifetime.Ticks, tags is { Count: > 0 } ? [.. tags] : null, loadDuration.Ticks);
         TimeSpan local = (flags & CacheEntryFlags.DisableLocalCacheWrite) == 0 ? (notFound ? lifetimes.NegativeLocal : lifetimes.Local) : TimeSpan.Zero;
+        bool plain = tags is not { Count: > 0 } && !policy.FailSafe && policy.EagerRefreshThreshold is null && policy.Beta == 0;
         if (_l2 is null || (flags & CacheEntryFlags.DisableDistributedCacheWrite) != 0)
         {
             if (flight?.Superseded != true)
             {
-                SetL1(key, item, policy, local, now);
+                if (plain)
+                {
+                    // L1 only, nothing to check on hits: the value itself goes to L1, no item is made.
+                    SetL1Plain(key, value, Min(local, lifetime));
+                }
+                else
+                {
+                    SetL1(key, new CacheItem<T>(value, Math.Min(createdTicks, now), now + lifetime.Ticks, tags is { Count: > 0 } ? [.. tags] : null, loadDuration.Ticks), policy, local, now);
+                }
             }
 
             return ValueTask.CompletedTask;
         }
+
+        var item = new CacheItem<T>(value, Math.Min(createdTicks, now), now + lifetime.Ticks, tags is { Count: > 0 } ? [.. tags] : null, loadDuration.Ticks);
 
         // Fail-safe keeps the L2 copy physically past its logical expiry (which the envelope carries).
         TimeSpan physical = policy.FailSafe ? lifetime + policy.FailSafeMax : lifetime;
@@ -405,6 +416,23 @@ internal sealed partial class DefaultCoalescingCache
         }
     }
 
+    /// <summary>Places a plain entry's value in L1 as it is, for <paramref name="localLifetime"/>.</summary>
+    private void SetL1Plain<T>(string key, T value, TimeSpan localLifetime)
+    {
+        if (localLifetime <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using Microsoft.Extensions.Caching.Memory.ICacheEntry entry = _l1.CreateEntry(key);
+        entry.Value = L1Slot.Wrap(value);
+        entry.AbsoluteExpirationRelativeToNow = localLifetime;
+        if (_sized)
+        {
+            entry.Size = 1;
+        }
+    }
+
     /// <summary>Places an item in L1 with the bookkeeping its hits need, for <paramref name="localLifetime"/> (capped at its L2 expiry).</summary>
     private void SetL1<T>(string key, CacheItem<T> item, Policy policy, TimeSpan localLifetime, long now = 0)
     {
@@ -415,6 +443,7 @@ internal sealed partial class DefaultCoalescingCache
             return;
         }
 
+        object stored;
         if (item.State is not null || policy.FailSafe || policy.EagerRefreshThreshold is not null || policy.Beta > 0)
         {
             ItemState state = item.EnsureState();
@@ -422,11 +451,16 @@ internal sealed partial class DefaultCoalescingCache
             state.FailSafe = policy.FailSafe;
             state.RefreshAtTicks = policy.EagerRefreshThreshold is { } threshold ? now + (long)((localExpires - now) * threshold) : long.MaxValue;
             state.Beta = policy.Beta;
+            stored = item;
+        }
+        else
+        {
+            stored = L1Slot.Wrap(item.Value);
         }
 
         long physicalEnd = policy.FailSafe ? Math.Max(localExpires, item.ExpiresTicks) + policy.FailSafeMax.Ticks : localExpires;
         using Microsoft.Extensions.Caching.Memory.ICacheEntry entry = _l1.CreateEntry(key);
-        entry.Value = item;
+        entry.Value = stored;
         entry.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(physicalEnd - now);
         if (_sized)
         {

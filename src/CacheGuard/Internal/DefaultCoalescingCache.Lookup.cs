@@ -7,14 +7,17 @@ internal sealed partial class DefaultCoalescingCache
 
     public ValueTask<CacheLookup<T>> TryGetAsync<T>(string key, CancellationToken cancellationToken = default)
     {
-        if (key is not null && _l1.TryGetValue(key, out object? found) && found is CacheItem<T> item && IsFresh(item))
+        if (key is not null && _l1.TryGetValue(key, out object? found))
         {
-            if (_metrics.Hits.Enabled)
+            if (found is CacheItem<T> item ? IsFresh(item) : L1Slot.TryPlain<T>(found!, out _))
             {
-                _metrics.HitL1();
-            }
+                if (_metrics.Hits.Enabled)
+                {
+                    _metrics.HitL1();
+                }
 
-            return new ValueTask<CacheLookup<T>>(ToLookup(item));
+                return new ValueTask<CacheLookup<T>>(found is CacheItem<T> checkedItem ? ToLookup(checkedItem) : PlainLookup<T>(found!));
+            }
         }
 
         return TryGetSlow<T>(key!, CacheEntryFlags.None, cancellationToken);
@@ -25,14 +28,14 @@ internal sealed partial class DefaultCoalescingCache
         ValidateKey(key);
         if ((flags & CacheEntryFlags.DisableLocalCacheRead) == 0 && _l1.TryGetValue(key, out object? found))
         {
-            if (found is CacheItem<T> item && IsFresh(item))
+            if (L1Slot.OtherType<T>(found) is { } cachedType)
             {
-                return new ValueTask<CacheLookup<T>>(ToLookup(item));
+                throw new CacheTypeMismatchException(key, cachedType, typeof(T));
             }
 
-            if (found is CacheItem other && other is not CacheItem<T>)
+            if (L1Slot.AsItem<T>(found) is { } item && IsFresh(item))
             {
-                throw new CacheTypeMismatchException(key, other.ValueType, typeof(T));
+                return new ValueTask<CacheLookup<T>>(ToLookup(item));
             }
         }
 
@@ -112,6 +115,11 @@ internal sealed partial class DefaultCoalescingCache
 
         return item;
     }
+
+    private static CacheLookup<T> PlainLookup<T>(object found) =>
+        L1Slot.TryPlain(found, out T value) && found is not NullValue && value is not null
+            ? new CacheLookup<T>(CacheLookupStatus.Found, value)
+            : new CacheLookup<T>(CacheLookupStatus.CachedNotFound, default);
 
     private static CacheLookup<T> ToLookup<T>(CacheItem<T>? item) => item switch
     {

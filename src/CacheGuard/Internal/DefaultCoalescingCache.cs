@@ -174,16 +174,21 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         // The hit path: no validation beyond null checks is needed, because only validated keys ever reach L1.
         object? found = null;
         if (key is not null && !loader.IsNull && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
-            && _l1.TryGetValue(key, out found) && found is CacheItem<T> item)
+            && _l1.TryGetValue(key, out found))
         {
-            if (!item.NeedsCheck)
+            if (found is not CacheItem<T> item)
             {
-                if (_metrics.Hits.Enabled)
+                if (L1Slot.TryPlain(found!, out T value))
                 {
-                    _metrics.HitL1();
+                    if (_metrics.Hits.Enabled)
+                    {
+                        _metrics.HitL1();
+                    }
+
+                    return new ValueTask<T>(value);
                 }
 
-                return new ValueTask<T>(item.Value);
+                return GetOrLoadSlow(key, state, loader, options, found, cancellationToken);
             }
 
             HitDecision decision = CheckHit(item, allowRefresh: true);
