@@ -1,9 +1,9 @@
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// What L1 holds for a key: the value itself (never a copy) and its lifetimes. Plain entries are just that, so what
-/// every L1 entry keeps alive stays small (the miss path is bound by the garbage collector); entries with tags,
-/// fail-safe or early refresh carry their bookkeeping in an <see cref="ItemState"/>, and only their hits read the clock.
+/// A value with its lifetimes, as read from L2 or about to be written there, and as L1 holds an entry with tags,
+/// fail-safe or early refresh (with its bookkeeping in an <see cref="ItemState"/>: only such entries' hits read the
+/// clock). A plain entry sits in L1 as its value itself: see <see cref="L1Slot"/>.
 /// </summary>
 internal abstract class CacheItem
 {
