@@ -103,52 +103,39 @@ public class DistributedLoadLockTests
     [Test]
     public async Task ThreeNodes_500CallersEach_OnOneColdKey_WithTheLock_RunTheLoaderOnceAcrossTheFleet()
     {
-        await using RedisServer server = await RedisServer.StartAsync();
-        static void LockOn(CoalescingCacheOptions o) => o.DistributedLoadLock = true;
-        Node[] nodes = [await Node.StartAsync(server, LockOn), await Node.StartAsync(server, LockOn), await Node.StartAsync(server, LockOn)];
-        try
-        {
-            int loads = 0;
-            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Func<CancellationToken, Task<string>> loader = async ct =>
-            {
-                Interlocked.Increment(ref loads);
-                await gate.Task.WaitAsync(ct);
-                return "loaded once";
-            };
+        // One node holds the lock and loads; the other two wait for it in Redis.
+        (string[] results, int loads) = await StampedeOnThreeNodesAsync(
+            static o => o.DistributedLoadLock = true,
+            static (nodes, loads) => loads == 1 && nodes.Sum(n => n.Lock.Waiting) == 2,
+            "one loader running, two nodes waiting on the lock");
 
-            List<Task<string>> callers = [];
-            foreach (Node node in nodes)
-            {
-                for (int i = 0; i < CallersPerNode; i++)
-                {
-                    callers.Add(node.Cache.GetOrLoadAsync("cold", loader).AsTask());
-                }
-            }
-
-            // One node holds the lock and loads; the other two wait for it in Redis.
-            await Eventually.HoldsAsync(() => Volatile.Read(ref loads) == 1 && nodes.Sum(n => n.Lock.Waiting) == 2, "one loader running, two nodes waiting on the lock");
-            gate.SetResult();
-            string[] results = await Task.WhenAll(callers).WaitAsync(TestConnections.Guard);
-
-            Assert.That(results, Has.Length.EqualTo(3 * CallersPerNode).And.All.EqualTo("loaded once"));
-            Assert.That(loads, Is.EqualTo(1), "exactly one loader call across three nodes");
-            TestContext.Progress.WriteLine($"lock on: {loads} loader call(s) for 3 x {CallersPerNode} callers");
-        }
-        finally
-        {
-            foreach (Node node in nodes)
-            {
-                await node.DisposeAsync();
-            }
-        }
+        Assert.That(results, Has.Length.EqualTo(3 * CallersPerNode).And.All.EqualTo("loaded"));
+        Assert.That(loads, Is.EqualTo(1), "exactly one loader call across three nodes");
+        TestContext.Progress.WriteLine($"lock on: {loads} loader call(s) for 3 x {CallersPerNode} callers");
     }
 
     [Test]
     public async Task ThreeNodes_500CallersEach_OnOneColdKey_WithoutTheLock_EachNodeLoadsOnce()
     {
+        // Held until every node is loading: the worst case without the lock, one load per node.
+        (string[] results, int loads) = await StampedeOnThreeNodesAsync(
+            configure: null,
+            static (_, loads) => loads == 3,
+            "each node runs its own loader");
+
+        Assert.That(results, Has.Length.EqualTo(3 * CallersPerNode).And.All.EqualTo("loaded"));
+        Assert.That(loads, Is.EqualTo(3), "local coalescing only: one load per node");
+        TestContext.Progress.WriteLine($"lock off: {loads} loader calls for 3 x {CallersPerNode} callers");
+    }
+
+    /// <summary>
+    /// Three nodes on one server, <see cref="CallersPerNode"/> callers each on one cold key; the loader is held until
+    /// <paramref name="heldUntil"/> holds, then released. Returns every caller's value and the loader calls.
+    /// </summary>
+    private static async Task<(string[] Results, int Loads)> StampedeOnThreeNodesAsync(Action<CoalescingCacheOptions>? configure, Func<Node[], int, bool> heldUntil, string what)
+    {
         await using RedisServer server = await RedisServer.StartAsync();
-        Node[] nodes = [await Node.StartAsync(server), await Node.StartAsync(server), await Node.StartAsync(server)];
+        Node[] nodes = [await Node.StartAsync(server, configure), await Node.StartAsync(server, configure), await Node.StartAsync(server, configure)];
         try
         {
             int loads = 0;
@@ -169,14 +156,10 @@ public class DistributedLoadLockTests
                 }
             }
 
-            // Held until every node is loading: the worst case without the lock, one load per node.
-            await Eventually.HoldsAsync(() => Volatile.Read(ref loads) == 3, "each node runs its own loader");
+            await Eventually.HoldsAsync(() => heldUntil(nodes, Volatile.Read(ref loads)), what);
             gate.SetResult();
             string[] results = await Task.WhenAll(callers).WaitAsync(TestConnections.Guard);
-
-            Assert.That(results, Has.All.EqualTo("loaded"));
-            Assert.That(loads, Is.EqualTo(3), "local coalescing only: one load per node");
-            TestContext.Progress.WriteLine($"lock off: {loads} loader calls for 3 x {CallersPerNode} callers");
+            return (results, loads);
         }
         finally
         {
