@@ -33,6 +33,37 @@ public static class CoalescingCacheBuilderExtensions
         return builder.WithDistributedCache(_ => distributedCache);
     }
 
+    /// <summary>
+    /// Reads many L2 keys in one round trip through <paramref name="factory"/>'s reader in <c>GetOrLoadManyAsync</c>, for an
+    /// L2 that does not implement <see cref="IBatchDistributedCache"/> itself (CacheGuard.Redis registers one for
+    /// Microsoft's <c>RedisCache</c>).
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the reader, once, when the cache is created. It must read the same entries as the L2.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithBatchDistributedCache(this ICoalescingCacheBuilder builder, Func<IServiceProvider, IBatchDistributedCache> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, o => o.BatchDistributedCacheFactory = factory);
+        return builder;
+    }
+
+    /// <summary>
+    /// Lets <paramref name="factory"/>'s <see cref="IDistributedCacheHealth"/> tell the cache when its L2 cannot be reached, so
+    /// that no caller waits for an L2 call meanwhile (CacheGuard.Redis registers one from the connection's state).
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the health source, once, when the cache is created.</param>
+    /// <returns>The same builder.</returns>
+    public static ICoalescingCacheBuilder WithDistributedCacheHealth(this ICoalescingCacheBuilder builder, Func<IServiceProvider, IDistributedCacheHealth> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.Configure<CoalescingCacheOptions>(builder.Name, o => o.HealthFactory = factory);
+        return builder;
+    }
+
     /// <summary>Runs the cache on L1 only, even if the container has an <see cref="IDistributedCache"/>.</summary>
     /// <param name="builder">The cache builder.</param>
     /// <returns>The same builder.</returns>

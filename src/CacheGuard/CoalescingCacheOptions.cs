@@ -178,6 +178,12 @@ public sealed class CoalescingCacheOptions
     /// <summary>The distributed load lock chosen through the builder, if any (used when <see cref="DistributedLoadLock"/> is on).</summary>
     internal Func<IServiceProvider, IDistributedLoadLock>? LoadLockFactory { get; set; }
 
+    /// <summary>The batch reader chosen through the builder, for an L2 that is not an <see cref="IBatchDistributedCache"/> itself.</summary>
+    internal Func<IServiceProvider, IBatchDistributedCache>? BatchDistributedCacheFactory { get; set; }
+
+    /// <summary>The L2 health source chosen through the builder, if any.</summary>
+    internal Func<IServiceProvider, IDistributedCacheHealth>? HealthFactory { get; set; }
+
     /// <summary>Whether the builder asked for no L2 at all, whatever DI holds.</summary>
     internal bool DisableDistributedCache { get; set; }
 }

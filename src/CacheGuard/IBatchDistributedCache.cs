@@ -1,9 +1,9 @@
 namespace CacheGuard;
 
 /// <summary>
-/// An L2 that reads many keys in one round trip. <c>GetOrLoadManyAsync</c> uses it when the distributed cache implements
-/// it (CacheGuard.Redis's <c>RedisDistributedCache</c> does, with pipelined <c>HMGET</c>s); otherwise it issues the
-/// reads concurrently.
+/// Reads many L2 keys in one round trip. <c>GetOrLoadManyAsync</c> uses it when the distributed cache implements it, or
+/// when one is registered beside the L2 with <c>WithBatchDistributedCache</c> (CacheGuard.Redis registers one that reads
+/// Microsoft's <c>RedisCache</c> layout with pipelined commands); otherwise it issues the reads concurrently.
 /// </summary>
 public interface IBatchDistributedCache
 {

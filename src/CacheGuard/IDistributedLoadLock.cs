@@ -13,15 +13,47 @@ namespace CacheGuard;
 public interface IDistributedLoadLock
 {
     /// <summary>Tries to take the lock for <paramref name="key"/>.</summary>
-    /// <param name="key">The L2 key being loaded.</param>
+    /// <param name="key">The lock's key: the cache derives it from the cache key, in a key space no cache entry or tag stamp can reach; use it verbatim.</param>
     /// <param name="cancellationToken">Cancels the attempt.</param>
     /// <returns>The held lock (dispose it to release; it extends its own lease while held), or <see langword="null"/> if another owner holds it.</returns>
     ValueTask<IAsyncDisposable?> TryAcquireAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>Waits until the lock for <paramref name="key"/> is released or <paramref name="timeout"/> passes.</summary>
-    /// <param name="key">The L2 key being loaded elsewhere.</param>
+    /// <param name="key">The lock's key, as passed to <see cref="TryAcquireAsync"/>.</param>
     /// <param name="timeout">The longest wait.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns><see langword="true"/> if the lock was released; <see langword="false"/> on timeout.</returns>
     ValueTask<bool> WaitForReleaseAsync(string key, TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>Tries to take the locks for many keys at once (a batch load); implementations should do it in one round trip.</summary>
+    /// <param name="keys">The lock keys, distinct.</param>
+    /// <param name="cancellationToken">Cancels the attempt.</param>
+    /// <returns>For each key, in order, the held lock, or <see langword="null"/> where another owner holds it.</returns>
+    /// <remarks>The default implementation takes the locks one by one with <see cref="TryAcquireAsync"/>; if one attempt throws, the locks already taken are released and the exception propagates.</remarks>
+    async ValueTask<IAsyncDisposable?[]> TryAcquireManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var leases = new IAsyncDisposable?[keys.Count];
+        try
+        {
+            for (int i = 0; i < leases.Length; i++)
+            {
+                leases[i] = await TryAcquireAsync(keys[i], cancellationToken).ConfigureAwait(false);
+            }
+
+            return leases;
+        }
+        catch
+        {
+            foreach (IAsyncDisposable? lease in leases)
+            {
+                if (lease is not null)
+                {
+                    await lease.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            throw;
+        }
+    }
 }

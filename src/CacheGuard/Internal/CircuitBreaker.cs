@@ -108,6 +108,42 @@ internal sealed class CircuitBreaker(int threshold, TimeSpan window, TimeSpan du
         }
     }
 
+    /// <summary>Opens the breaker at once, whatever the count: the connection itself is known to be lost.</summary>
+    public BreakerTransition ForceOpen()
+    {
+        if (!Enabled)
+        {
+            return BreakerTransition.None;
+        }
+
+        lock (_gate)
+        {
+            if (_state == BreakerState.Open)
+            {
+                return BreakerTransition.None;
+            }
+
+            Open(time.GetUtcNow().UtcTicks);
+            return BreakerTransition.Opened;
+        }
+    }
+
+    /// <summary>Closes the breaker at once: L2 is known to answer again.</summary>
+    public BreakerTransition Reset()
+    {
+        lock (_gate)
+        {
+            _failures.Clear();
+            if (_state == BreakerState.Closed)
+            {
+                return BreakerTransition.None;
+            }
+
+            _state = BreakerState.Closed;
+            return BreakerTransition.Closed;
+        }
+    }
+
     private void Open(long now)
     {
         _state = BreakerState.Open;

@@ -244,7 +244,7 @@ internal sealed partial class DefaultCoalescingCache
     private async Task<CacheItem<T>?[]> ReadManyL2Async<T>(List<Flight<string, T>> flights)
     {
         var items = new CacheItem<T>?[flights.Count];
-        if (_l2 is IBatchDistributedCache batch)
+        if (_l2Batch is { } batch)
         {
             if (!L2Allowed())
             {

@@ -25,6 +25,11 @@ internal sealed partial class DefaultCoalescingCache
     /// <summary>Whether an L2 call may go ahead; logs and counts the breaker's move to half-open.</summary>
     private bool L2Allowed()
     {
+        if (_health is { IsAvailable: false })
+        {
+            return false; // the L2 client knows it is disconnected: don't wait for a call bound to fail
+        }
+
         bool allowed = _breaker.AllowCall(out BreakerTransition transition);
         Report(transition);
         return allowed;
@@ -39,7 +44,21 @@ internal sealed partial class DefaultCoalescingCache
         }
     }
 
-    private void L2Failed() => Report(_breaker.OnFailure());
+    private void L2Failed(Exception? exception = null) =>
+        Report(exception is not null && _health is not null && _health.IsConnectionFailure(exception) ? _breaker.ForceOpen() : _breaker.OnFailure());
+
+    /// <summary>The L2 client reports its connection state: when it is back, close the breaker and replay at once.</summary>
+    private void OnL2AvailabilityChanged(object? sender, EventArgs e)
+    {
+        if (_health is { IsAvailable: true })
+        {
+            Report(_breaker.Reset());
+            if (!_pending.IsEmpty && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
+            {
+                TrackBackground(ReplayAsync(), "(pending writes)");
+            }
+        }
+    }
 
     private void Report(BreakerTransition transition)
     {

@@ -233,7 +233,7 @@ internal sealed partial class DefaultCoalescingCache
     /// </summary>
     private void ReportL2Failure(string operation, string key, Exception? exception, Activity? activity = null)
     {
-        L2Failed();
+        L2Failed(exception);
         string errorType = exception is null ? "timeout" : "exception";
         CacheTelemetry.Fail(activity, errorType, exception);
         _metrics.L2Error(operation, errorType);

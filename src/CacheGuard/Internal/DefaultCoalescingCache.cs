@@ -18,6 +18,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
     private readonly MemoryCache _l1;
     private readonly IDistributedCache? _l2;
     private readonly IBufferDistributedCache? _l2Buffers;
+    private readonly IBatchDistributedCache? _l2Batch;
+    private readonly IDistributedCacheHealth? _health;
     private readonly FlightTable<string> _flights = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -54,7 +56,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         SerializerRegistry? serializers = null,
         Func<double>? random = null,
         ICacheBackplane? backplane = null,
-        IDistributedLoadLock? loadLock = null)
+        IDistributedLoadLock? loadLock = null,
+        IBatchDistributedCache? batchReader = null,
+        IDistributedCacheHealth? health = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ValidateOptionsResult validation = new CoalescingCacheOptionsValidator().Validate(options.Name, options);
@@ -95,6 +99,8 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         });
         _l2 = distributedCache;
         _l2Buffers = distributedCache as IBufferDistributedCache;
+        _l2Batch = distributedCache is null ? null : batchReader ?? distributedCache as IBatchDistributedCache;
+        _health = distributedCache is null ? null : health ?? distributedCache as IDistributedCacheHealth;
         _logger = loggerFactory?.CreateLogger("CacheGuard") ?? NullLogger.Instance;
         _metrics = new CacheMetrics(_name, meterFactory);
         _serializers = serializers ?? new SerializerRegistry(null);
@@ -114,6 +120,10 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         _loadLockTimeout = options.DistributedLoadLockTimeout;
         _backplane = backplane;
         _backplaneSubscription = backplane?.Subscribe(_name, this);
+        if (_health is not null)
+        {
+            _health.AvailabilityChanged += OnL2AvailabilityChanged;
+        }
     }
 
     /// <summary>Gets whether this cache has an L2 (false: the embedded, L1-only default).</summary>
@@ -154,7 +164,9 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
             new SerializerRegistry(services),
             random: null,
             backplane: options.BackplaneFactory?.Invoke(services),
-            loadLock: options.DistributedLoadLock ? options.LoadLockFactory?.Invoke(services) : null);
+            loadLock: options.DistributedLoadLock ? options.LoadLockFactory?.Invoke(services) : null,
+            batchReader: l2 is null ? null : options.BatchDistributedCacheFactory?.Invoke(services) ?? services.GetService<IBatchDistributedCache>(),
+            health: l2 is null ? null : options.HealthFactory?.Invoke(services) ?? services.GetService<IDistributedCacheHealth>());
     }
 
     public ValueTask<T> GetOrLoadAsync<T>(string key, Func<CancellationToken, Task<T>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
@@ -266,6 +278,11 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
 
     public void Dispose()
     {
+        if (_health is not null)
+        {
+            _health.AvailabilityChanged -= OnL2AvailabilityChanged;
+        }
+
         _backplaneSubscription?.Dispose();
         _l1.Dispose();
         _metrics.Dispose();

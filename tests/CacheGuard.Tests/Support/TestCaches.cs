@@ -13,11 +13,12 @@ public static class TestCaches
         IDistributedCache? l2 = null,
         FakeTimeProvider? time = null,
         LogCapture? logs = null,
-        Func<double>? random = null)
+        Func<double>? random = null,
+        IDistributedCacheHealth? health = null)
     {
         var options = new CoalescingCacheOptions { Name = $"test-{Interlocked.Increment(ref s_counter)}" };
         configure?.Invoke(options);
-        return new DefaultCoalescingCache(options, l2, time ?? new FakeTimeProvider(), logs, meterFactory: null, serializers: null, random: random);
+        return new DefaultCoalescingCache(options, l2, time ?? new FakeTimeProvider(), logs, meterFactory: null, serializers: null, random: random, health: health);
     }
 
     /// <summary>A loader whose result the test releases: count its calls, hold it open, then let it finish.</summary>
