@@ -36,14 +36,20 @@ public sealed class CacheTypeMismatchException : InvalidOperationException
     /// <param name="cachedType">The type the key is held as.</param>
     /// <param name="requestedType">The type the caller asked for.</param>
     public CacheTypeMismatchException(string key, Type cachedType, Type requestedType)
-        : base($"Cache key '{key}' holds a value of type '{cachedType}', but it was requested as '{requestedType}'. Use a distinct key for each type.")
+        : this(key, cachedType, requestedType, keyInMessage: true)
+    {
+    }
+
+    /// <summary>Used by the cache: the message quotes the key only when <see cref="CoalescingCacheOptions.IncludeKeysInTelemetry"/> is on.</summary>
+    internal CacheTypeMismatchException(string key, Type cachedType, Type requestedType, bool keyInMessage)
+        : base($"{(keyInMessage ? $"Cache key '{key}'" : "A cache key")} holds a value of type '{cachedType}', but it was requested as '{requestedType}'. Use a distinct key for each type.")
     {
         Key = key;
         CachedType = cachedType;
         RequestedType = requestedType;
     }
 
-    /// <summary>Gets the key that was read as the wrong type.</summary>
+    /// <summary>Gets the key that was read as the wrong type (always set, for the calling code; the message quotes it only when the cache allows keys in telemetry).</summary>
     public string? Key { get; }
 
     /// <summary>Gets the type the key is held as.</summary>

@@ -184,6 +184,9 @@ public sealed class CoalescingCacheOptions
     /// <summary>The L2 health source chosen through the builder, if any.</summary>
     internal Func<IServiceProvider, IDistributedCacheHealth>? HealthFactory { get; set; }
 
+    /// <summary>The name a named cache was registered under (<see langword="null"/> for the unnamed cache): its L2 key space.</summary>
+    internal string? RegisteredName { get; set; }
+
     /// <summary>Whether the builder asked for no L2 at all, whatever DI holds.</summary>
     internal bool DisableDistributedCache { get; set; }
 }

@@ -39,8 +39,9 @@ public static partial class CoalescingCacheServiceCollectionExtensions
     /// <returns>A builder for this cache: <c>.WithDistributedCache(...)</c> and the other builder methods configure only this cache.</returns>
     /// <remarks>
     /// Before <paramref name="configure"/> runs, <see cref="CoalescingCacheOptions.Name"/> is set to <paramref name="name"/>
-    /// and <see cref="CoalescingCacheOptions.KeyPrefix"/> to <paramref name="name"/> followed by <c>:</c>, so two named
-    /// caches sharing one L2 never see each other's keys; set either to override it. The unnamed cache is unaffected.
+    /// (set it to report another name in metrics and logs). The cache's L2 keys live in a key space of its own, derived from
+    /// <paramref name="name"/> (<c>__cacheguard:cache:{length}:{name}:{key}</c> after <see cref="CoalescingCacheOptions.KeyPrefix"/>),
+    /// so no key of another cache sharing the L2 can reach them. The unnamed cache's keys are stored as they are.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="name"/> is empty or whitespace.</exception>
     public static ICoalescingCacheBuilder AddCoalescingCache(this IServiceCollection services, string name, Action<CoalescingCacheOptions>? configure = null)
@@ -63,7 +64,7 @@ public static partial class CoalescingCacheServiceCollectionExtensions
                 options.Configure(o =>
                 {
                     o.Name = name;
-                    o.KeyPrefix = name + ":";
+                    o.RegisteredName = name;
                 });
             }
 

@@ -15,8 +15,11 @@ public sealed class LoadContext<T>
     private TimeSpan? _localExpiration;
     private IReadOnlyList<string>? _tags;
 
-    internal LoadContext(string key, bool hasStaleValue, T? staleValue, DateTimeOffset? staleValueCreated, CacheEntryOptions? options)
+    private readonly bool _keyInMessages;
+
+    internal LoadContext(string key, bool hasStaleValue, T? staleValue, DateTimeOffset? staleValueCreated, CacheEntryOptions? options, bool keyInMessages = false)
     {
+        _keyInMessages = keyInMessages;
         Key = key;
         HasStaleValue = hasStaleValue;
         StaleValue = staleValue;
@@ -87,7 +90,8 @@ public sealed class LoadContext<T>
     {
         if (!HasStaleValue)
         {
-            throw new InvalidOperationException($"The load of cache key '{Key}' has no stale value, so it cannot answer 'not modified'. Check HasStaleValue first.");
+            string which = _keyInMessages ? $"cache key '{Key}'" : "this key";
+            throw new InvalidOperationException($"The load of {which} has no stale value, so it cannot answer 'not modified'. Check HasStaleValue first.");
         }
 
         IsNotModified = true;

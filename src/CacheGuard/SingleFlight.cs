@@ -66,7 +66,7 @@ public sealed class SingleFlight<TKey, TValue>
             return Task.FromCanceled<SingleFlightResult<TValue>>(cancellationToken);
         }
 
-        Flight<TKey, TValue> flight = _table.JoinOrStart<TValue>(key, cancellationToken.CanBeCanceled, out bool started, out _)!;
+        Flight<TKey, TValue> flight = _table.JoinOrStart<TValue>(key, default, mayBeTagged: false, cancellationToken.CanBeCanceled, out bool started, out _)!;
         if (started)
         {
             Task<TValue> running;

@@ -44,7 +44,7 @@ internal static class AllocationBreakdown
         double flight = Measure(() =>
         {
             var table = new FlightTable<string>(StringComparer.Ordinal);
-            return Loop(keys, k => table.JoinOrStart<Product>(k, cancellable: false, out _, out _)!.Complete(value));
+            return Loop(keys, k => table.JoinOrStart<Product>(k, default, mayBeTagged: false, cancellable: false, out _, out _)!.Complete(value));
         });
 
         shares.Add(new AllocationShare("Whole miss: CacheGuard GetOrLoadAsync (state), L1 only, synchronous loader", whole));

@@ -51,7 +51,7 @@ public class HybridCacheAdapterTests
         await provider.GetRequiredKeyedService<HybridCache>("users").SetAsync("u1", "Ada");
 
         Assert.That(provider.GetService<HybridCache>(), Is.Null, "the unnamed cache was not exposed");
-        Assert.That(l2.Keys, Is.EquivalentTo(new[] { "users:u1" }));
+        Assert.That(l2.Keys, Is.EquivalentTo(new[] { "__cacheguard:cache:5:users:u1" }));
         Assert.That((await provider.GetRequiredKeyedService<ICoalescingCache>("users").TryGetAsync<string>("u1")).Value, Is.EqualTo("Ada"));
     }
 

@@ -21,7 +21,7 @@ public class NamedCacheTests
         await orders.SetAsync("42", 1999m);
 
         Assert.That(users, Is.Not.SameAs(orders));
-        Assert.That(l2.Keys, Is.EquivalentTo(new[] { "users:42", "orders:42" }));
+        Assert.That(l2.Keys, Is.EquivalentTo(new[] { "__cacheguard:cache:5:users:42", "__cacheguard:cache:6:orders:42" }), "each named cache in a key space no user key can reach");
         Assert.That((await users.TryGetAsync<string>("42")).Value, Is.EqualTo("Ada"));
         Assert.That((await orders.TryGetAsync<decimal>("42")).Value, Is.EqualTo(1999m), "same key, other cache, other type: no CacheTypeMismatchException");
     }

@@ -192,7 +192,7 @@ public class DistributedLoadLockTests
             return ownerDies.Task;
         }).AsTask();
         await ownerLoading.Task.WaitAsync(TestConnections.Guard);
-        Assert.That(await server.CliAsync("EXISTS", "fleet:report:__lock"), Does.StartWith("1"), "the owner holds the lock");
+        Assert.That(await server.CliAsync("EXISTS", "fleet:__cacheguard:lock:0::report:__lock"), Does.StartWith("1"), "the owner holds the lock");
 
         int survivorLoads = 0;
         Func<CancellationToken, Task<string>> loader = _ =>

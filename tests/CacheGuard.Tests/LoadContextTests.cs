@@ -91,7 +91,7 @@ public class LoadContextTests
     [Test]
     public async Task WithoutAStaleValue_NotModifiedIsAClearError()
     {
-        using var cache = TestCaches.Create();
+        using var cache = TestCaches.Create(o => o.IncludeKeysInTelemetry = true);
 
         var ex = Assert.ThrowsAsync<InvalidOperationException>(async () =>
             await cache.GetOrLoadAsync<int, int>("k", 0, static (_, ctx, _) =>

@@ -55,7 +55,7 @@ public class LoaderTimeoutTests
     public async Task HardTimeout_WithoutAStaleValue_CallersGetAClearTimeout_AndTheLoadStillFillsTheCache()
     {
         var time = new FakeTimeProvider();
-        using var cache = TestCaches.Create(o => o.LoaderHardTimeout = TimeSpan.FromSeconds(3), time: time);
+        using var cache = TestCaches.Create(o => { o.LoaderHardTimeout = TimeSpan.FromSeconds(3); o.IncludeKeysInTelemetry = true; }, time: time);
         using var metrics = new MetricCapture(cache.Name);
         var loader = new TestCaches.GatedLoader<string>();
 

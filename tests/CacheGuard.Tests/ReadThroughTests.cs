@@ -223,10 +223,14 @@ public class ReadThroughTests
     [Test]
     public void LoaderReturningANullTask_IsAClearError()
     {
-        using var cache = TestCaches.Create();
+        using var cache = TestCaches.Create(o => o.IncludeKeysInTelemetry = true);
 
         var ex = Assert.ThrowsAsync<InvalidOperationException>(async () => await cache.GetOrLoadAsync<string>("k", _ => null!));
         Assert.That(ex!.Message, Does.Contain("'k'").And.Contain("null Task"));
+
+        using var hiding = TestCaches.Create();
+        ex = Assert.ThrowsAsync<InvalidOperationException>(async () => await hiding.GetOrLoadAsync<string>("secret-key", _ => null!));
+        Assert.That(ex!.Message, Does.Contain("null Task").And.Not.Contain("secret-key"), "Keys appear in messages only with IncludeKeysInTelemetry.");
     }
 
     [Test]

@@ -8,7 +8,7 @@ public class TypeSafetyTests
     [Test]
     public async Task SameKeyAnotherType_InL1_ThrowsNamingTheKeyAndBothTypes()
     {
-        using var cache = TestCaches.Create();
+        using var cache = TestCaches.Create(o => o.IncludeKeysInTelemetry = true);
         await cache.SetAsync("k", "a string");
 
         var ex = Assert.Throws<CacheTypeMismatchException>(() => _ = cache.GetOrLoadAsync("k", _ => Task.FromResult(1)));

@@ -1,9 +1,9 @@
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// A value with its lifetimes, as read from L2 or about to be written there, and as L1 holds an entry with tags,
-/// fail-safe or early refresh (with its bookkeeping in an <see cref="ItemState"/>: only such entries' hits read the
-/// clock). A plain entry sits in L1 as its value itself: see <see cref="L1Slot"/>.
+/// A value with its lifetimes: as read from L2 or about to be written there, and as L1 holds an entry whose hits must
+/// check something (tags, fail-safe, early refresh), with that bookkeeping in an <see cref="ItemState"/>. A plain entry
+/// sits in L1 as its value itself: see <see cref="L1Slot"/>.
 /// </summary>
 internal abstract class CacheItem
 {
@@ -12,57 +12,55 @@ internal abstract class CacheItem
         CreatedTicks = createdTicks;
         ExpiresTicks = expiresTicks;
         LoadDurationTicks = loadDurationTicks;
-        if (tags is not null)
-        {
-            State = new ItemState { Tags = tags };
-        }
+        Tags = tags;
     }
 
-    /// <summary>Gets when the value was read from its source (the start of its load), in UTC ticks.</summary>
+    /// <summary>Gets when the work that produced the value started (its load, or the write), in UTC ticks.</summary>
     public long CreatedTicks { get; }
 
-    /// <summary>Gets when the value stops being fresh anywhere (its L2 logical expiry), in UTC ticks.</summary>
+    /// <summary>Gets when the value stops being fresh anywhere (its logical L2 expiry), in UTC ticks.</summary>
     public long ExpiresTicks { get; }
 
     /// <summary>Gets how long the load that produced the value took (XFetch's Δ).</summary>
     public long LoadDurationTicks { get; }
 
-    /// <summary>Gets the bookkeeping of an entry whose hits must check something; <see langword="null"/> for plain entries.</summary>
+    /// <summary>Gets the entry's tags, or <see langword="null"/>.</summary>
+    public string[]? Tags { get; }
+
+    /// <summary>Gets the hit-time bookkeeping of this L1 copy; <see langword="null"/> for an item not placed in L1 as an item.</summary>
     public ItemState? State { get; private set; }
 
-    /// <summary>Gets whether a hit must look at the clock or the tags: false for plain entries, whose hits cost a lookup only.</summary>
-    public bool NeedsCheck => State is not null;
+    /// <summary>Gets when this L1 copy stops being fresh.</summary>
+    public long LocalExpiresTicks => State?.LocalExpiresTicks ?? ExpiresTicks;
 
-    /// <summary>Gets the entry's tags, or <see langword="null"/>.</summary>
-    public string[]? Tags => State?.Tags;
-
-    /// <summary>Gets when this L1 copy stops being fresh (<see cref="long.MaxValue"/> for plain entries, which L1 expires itself).</summary>
-    public long LocalExpiresTicks => State?.LocalExpiresTicks ?? long.MaxValue;
-
-    /// <summary>Gets whether this copy is kept past its local expiry as a fail-safe stand-in.</summary>
+    /// <summary>Gets whether this copy may stand in for a failed or slow reload (fail-safe).</summary>
     public bool FailSafe => State?.FailSafe ?? false;
 
     public abstract Type ValueType { get; }
 
-    /// <summary>Gets the state, creating it: called only by the code placing the item in L1, before anyone else sees it.</summary>
-    public ItemState EnsureState() => State ??= new ItemState();
+    /// <summary>Attaches the hit-time state: called only by the L1 store placing the item, before anyone else sees it.</summary>
+    public void Attach(ItemState state) => State = state;
 }
 
-/// <summary>The hit-time bookkeeping of an entry with tags, fail-safe or early refresh.</summary>
+/// <summary>The hit-time bookkeeping of an L1 item.</summary>
 internal sealed class ItemState
 {
     private int _refreshing;
 
-    public string[]? Tags { get; init; }
+    /// <summary>Gets when this copy stops being fresh.</summary>
+    public long LocalExpiresTicks { get; init; } = long.MaxValue;
 
-    public long LocalExpiresTicks { get; set; } = long.MaxValue;
+    /// <summary>Gets when a hit starts an eager refresh (<see cref="long.MaxValue"/>: never).</summary>
+    public long RefreshAtTicks { get; init; } = long.MaxValue;
 
-    public long RefreshAtTicks { get; set; } = long.MaxValue;
+    /// <summary>Gets XFetch's β for this copy; 0 when probabilistic early refresh is off.</summary>
+    public double Beta { get; init; }
 
-    /// <summary>Gets or sets XFetch's β for this copy; 0 when probabilistic early refresh is off.</summary>
-    public double Beta { get; set; }
+    /// <summary>Gets whether this copy is kept past its expiry as a fail-safe stand-in.</summary>
+    public bool FailSafe { get; init; }
 
-    public bool FailSafe { get; set; }
+    /// <summary>Gets the last moment this copy may be served as a stale stand-in: its logical expiry plus FailSafeMaxDuration.</summary>
+    public long StaleUntilTicks { get; init; }
 
     /// <summary>Claims the one background refresh this copy may start.</summary>
     public bool TryStartRefresh() => Interlocked.Exchange(ref _refreshing, 1) == 0;
@@ -77,26 +75,34 @@ internal sealed class CacheItem<T>(T value, long createdTicks, long expiresTicks
 }
 
 /// <summary>
-/// How L1 holds an entry: a plain entry as its value itself (what every entry keeps alive is then no more than a raw
-/// <c>IMemoryCache</c> entry's), <see langword="null"/> as a <see cref="NullValue{T}"/> marker; an entry with tags,
-/// fail-safe or early refresh as a <see cref="CacheItem{T}"/> carrying its <see cref="ItemState"/>.
+/// How L1 holds a plain entry, and the one typing rule for every level: <b>a key cached as <c>T</c> reads
+/// only as exactly <c>T</c></b>. A value whose runtime type is exactly <c>T</c> is stored
+/// as itself (what L1 keeps alive is then no more than a raw <c>IMemoryCache</c> entry's); any other value, and
+/// <see langword="null"/>, in a <see cref="TypedValue{T}"/> that records <c>T</c>. Items are
+/// <see cref="CacheItem{T}"/>, and L2 envelopes carry <see cref="TypeTag{T}"/>: the same rule everywhere.
 /// </summary>
 internal static class L1Slot
 {
     /// <summary>What L1 stores for a plain entry.</summary>
-    public static object Wrap<T>(T value) => value is null ? NullValue<T>.Instance : value;
+    public static object Wrap<T>(T value) => value is not null && value.GetType() == typeof(T) ? value : new TypedValue<T>(value);
 
-    /// <summary>Reads a plain entry as <typeparamref name="T"/>; false for a checked entry or another type.</summary>
+    /// <summary>Reads a plain entry as <typeparamref name="T"/>; false for an item or another type.</summary>
     public static bool TryPlain<T>(object found, out T value)
     {
-        if (found is T plain && found is not CacheItem && found is not NullValue)
+        if (found is T plain && found.GetType() == typeof(T))
         {
             value = plain;
             return true;
         }
 
+        if (found is TypedValue<T> typed)
+        {
+            value = typed.Value;
+            return true;
+        }
+
         value = default!;
-        return found is NullValue && default(T) is null; // a cached "not found" reads as null for any nullable T
+        return false;
     }
 
     /// <summary>Views what L1 holds as an item (allocating for a plain entry: slow paths only), or <see langword="null"/>.</summary>
@@ -108,26 +114,26 @@ internal static class L1Slot
         _ => null,
     };
 
-    /// <summary>The type an L1 entry holds, when it is not readable as <typeparamref name="T"/>; otherwise <see langword="null"/>.</summary>
+    /// <summary>The type an L1 entry was cached as, when that is not <typeparamref name="T"/>; otherwise <see langword="null"/>.</summary>
     public static Type? OtherType<T>(object? found) => found switch
     {
-        null or CacheItem<T> => null,
+        null or CacheItem<T> or TypedValue<T> => null,
         CacheItem item => item.ValueType,
-        _ when TryPlain<T>(found, out _) => null,
-        NullValue marker => marker.ValueType,
+        TypedValue typed => typed.ValueType,
+        _ when found.GetType() == typeof(T) => null,
         _ => found.GetType(),
     };
 }
 
-/// <summary>Marks a cached "not found" of a plain entry in L1.</summary>
-internal abstract class NullValue
+/// <summary>A plain L1 entry whose value is not exactly of the type it was cached as (or is <see langword="null"/>).</summary>
+internal abstract class TypedValue
 {
     public abstract Type ValueType { get; }
 }
 
-internal sealed class NullValue<T> : NullValue
+internal sealed class TypedValue<T>(T value) : TypedValue
 {
-    public static readonly NullValue<T> Instance = new();
+    public readonly T Value = value;
 
     public override Type ValueType => typeof(T);
 }

@@ -40,6 +40,7 @@ internal sealed class CacheMetrics : IDisposable
         LoaderTimeouts = _meter.CreateCounter<long>("cacheguard.cache.loader.timeouts", "{timeout}", "Loads whose callers stopped waiting at LoaderHardTimeout.");
         CircuitBreakerTransitions = _meter.CreateCounter<long>("cacheguard.cache.l2.circuit_breaker.transitions", "{transition}", "L2 circuit breaker state changes (tag cache.circuit_state: open, half_open, closed).");
         BackplaneEvictions = _meter.CreateCounter<long>("cacheguard.cache.backplane.evictions", "{eviction}", "L1 entries (or tags) invalidated because another node announced a change.");
+        LoadLockOutcomes = _meter.CreateCounter<long>("cacheguard.cache.load_lock", "{attempt}", "Distributed load lock attempts by outcome (tag cache.lock_outcome: acquired, awaited, taken_over, timed_out, unavailable).");
         L2Errors = _meter.CreateCounter<long>("cacheguard.cache.l2.errors", "{error}", "Distributed cache calls that failed, timed out or returned an unusable payload (tags cache.operation, error.type).");
     }
 
@@ -60,6 +61,10 @@ internal sealed class CacheMetrics : IDisposable
     public Counter<long> StaleValues { get; }
 
     public Counter<long> BackplaneEvictions { get; }
+
+    public Counter<long> LoadLockOutcomes { get; }
+
+    public void LoadLock(string outcome, int count) => LoadLockOutcomes.Add(count, _name, new KeyValuePair<string, object?>("cache.lock_outcome", outcome));
 
     public void BackplaneEviction() => BackplaneEvictions.Add(1, _name);
 

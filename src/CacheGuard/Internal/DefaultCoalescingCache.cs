@@ -9,43 +9,22 @@ using Microsoft.Extensions.Options;
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// The <see cref="ICoalescingCache"/> implementation. This file: construction and the hit path. See
-/// <c>.Load.cs</c> for the coalesced miss path and <c>.L2.cs</c> for the distributed tier; <c>README.md</c> in this
-/// folder describes how a request flows.
+/// The <see cref="ICoalescingCache"/> façade: it composes the rooms (see <c>README.md</c> in this folder) and answers L1
+/// hits itself; everything else is forwarded. A hit completes synchronously and allocates nothing.
 /// </summary>
-internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidationSink, IDisposable
+internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidationSink, IDisposable
 {
-    private readonly MemoryCache _l1;
-    private readonly IDistributedCache? _l2;
-    private readonly IBufferDistributedCache? _l2Buffers;
-    private readonly IBatchDistributedCache? _l2Batch;
-    private readonly IDistributedCacheHealth? _health;
-    private readonly FlightTable<string> _flights = new(StringComparer.Ordinal);
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
+    private readonly CacheSettings _settings;
+    private readonly L1Store _l1;
+    private readonly L2Gateway? _l2;
+    private readonly TagIndex _tags;
+    private readonly HitChecker _hits;
+    private readonly Publisher _publisher;
+    private readonly Invalidations _invalidations;
+    private readonly MissPipeline _misses;
+    private readonly BackgroundWork _background;
     private readonly CacheMetrics _metrics;
-    private readonly SerializerRegistry _serializers;
-    private readonly Func<double> _random;
-
-    // Options, snapshotted once.
-    private readonly string _name;
-    private readonly string _keyPrefix;
-    private readonly int _maxKeyLength;
-    private readonly TimeSpan _defaultExpiration;
-    private readonly TimeSpan? _defaultLocalExpiration;
-    private readonly TimeSpan _negativeExpiration;
-    private readonly TimeSpan _l2Timeout;
-    private readonly double _jitterRatio;
-    private readonly bool _sized;
-    private readonly bool _keysInTelemetry;
-    private readonly TimeSpan _tagCheckInterval;
-    private readonly Policy _defaultPolicy;
-    private readonly double _beta;
-    private readonly bool _allowBackgroundCompletion;
-    private int _backgroundCount;
-    private readonly int _breakerThreshold;
-    private readonly TimeSpan _breakerWindow;
-    private readonly TimeSpan _breakerDuration;
+    private readonly IDisposable? _backplaneSubscription;
 
     internal DefaultCoalescingCache(
         CoalescingCacheOptions options,
@@ -61,88 +40,66 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         IDistributedCacheHealth? health = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ValidateOptionsResult validation = new CoalescingCacheOptionsValidator().Validate(options.Name, options);
-        if (validation.Failed)
-        {
-            throw new OptionsValidationException(options.Name, typeof(CoalescingCacheOptions), validation.Failures);
-        }
-
-        _time = timeProvider ?? TimeProvider.System;
-        _name = options.Name;
-        _keyPrefix = options.KeyPrefix;
-        _maxKeyLength = options.MaxKeyLength;
-        _defaultExpiration = options.DefaultExpiration;
-        _defaultLocalExpiration = options.DefaultLocalExpiration;
-        _negativeExpiration = options.NegativeExpiration;
-        _l2Timeout = options.DistributedCacheTimeout;
-        _jitterRatio = options.JitterRatio;
-        _sized = options.SizeLimit is not null;
-        _keysInTelemetry = options.IncludeKeysInTelemetry;
-        _tagCheckInterval = options.TagCheckInterval;
-        _beta = options.ProbabilisticEarlyRefreshBeta;
-        _allowBackgroundCompletion = options.AllowTimedOutLoaderBackgroundCompletion;
-        _defaultPolicy = new Policy(
-            options.FailSafe,
-            options.FailSafeMaxDuration,
-            options.FailSafeThrottleDuration,
-            options.LoaderSoftTimeout,
-            options.LoaderHardTimeout,
-            options.EagerRefreshThreshold,
-            options.ProbabilisticEarlyRefresh ? _beta : 0);
-
-        _l1 = new MemoryCache(new MemoryCacheOptions
-        {
-#pragma warning disable CS0618 // MemoryCache still reads its time from ISystemClock.
-            Clock = new TimeProviderClock(_time),
-#pragma warning restore CS0618
-            SizeLimit = options.SizeLimit,
-        });
-        _l2 = distributedCache;
-        _l2Buffers = distributedCache as IBufferDistributedCache;
-        _l2Batch = distributedCache is null ? null : batchReader ?? distributedCache as IBatchDistributedCache;
-        _health = distributedCache is null ? null : health ?? distributedCache as IDistributedCacheHealth;
-        _logger = loggerFactory?.CreateLogger("CacheGuard") ?? NullLogger.Instance;
-        _metrics = new CacheMetrics(_name, meterFactory);
-        _serializers = serializers ?? new SerializerRegistry(null);
-        _random = random ?? Random.Shared.NextDouble;
+        _settings = new CacheSettings(options, timeProvider ?? TimeProvider.System, random ?? Random.Shared.NextDouble);
         if (options.DistributedLoadLock && loadLock is null)
         {
             throw new OptionsValidationException(options.Name, typeof(CoalescingCacheOptions), [
                 "CoalescingCacheOptions.DistributedLoadLock is on, but no IDistributedLoadLock is configured: call .WithRedis(...) (CacheGuard.Redis) or .WithDistributedLoadLock(...) on the cache builder."]);
         }
 
-        _breakerThreshold = options.DistributedCacheCircuitBreakerThreshold;
-        _breakerWindow = options.DistributedCacheCircuitBreakerWindow;
-        _breakerDuration = options.DistributedCacheCircuitBreakerDuration;
-        _breaker = new CircuitBreaker(_breakerThreshold, _breakerWindow, _breakerDuration, _time);
-        _maxPending = options.MaxPendingDistributedWrites;
-        _loadLock = options.DistributedLoadLock ? loadLock : null;
-        _loadLockTimeout = options.DistributedLoadLockTimeout;
-        _backplane = backplane;
-        _backplaneSubscription = backplane?.Subscribe(_name, this);
-        if (_health is not null)
+        ILogger logger = loggerFactory?.CreateLogger("CacheGuard") ?? NullLogger.Instance;
+        _metrics = new CacheMetrics(_settings.Name, meterFactory);
+        _background = new BackgroundWork(_settings, logger);
+        _l1 = new L1Store(_settings.Time, _settings.SizeLimit);
+        _l2 = distributedCache is null ? null : new L2Gateway(_settings, distributedCache, batchReader, health, serializers ?? new SerializerRegistry(null), _metrics, logger, _background);
+        var versions = new KeyVersions();
+        var link = new BackplaneLink(_settings, backplane, logger, _background);
+        _tags = new TagIndex(_settings, _l2, OnRemoteInvalidateAll);
+        _hits = new HitChecker(_settings, _tags);
+        _publisher = new Publisher(_settings, versions, _l1, _l2, _tags, link);
+        _invalidations = new Invalidations(_settings, versions, _l1, _l2, _tags, link, _metrics, logger);
+        var loadLockLink = new LoadLockLink(_settings, options.DistributedLoadLock ? loadLock : null, _l2, _tags, _metrics, logger);
+        _misses = new MissPipeline(_settings, _l1, _l2, _tags, versions, _publisher, loadLockLink, _hits, _background, _metrics, logger);
+        if (_l2 is not null)
         {
-            _health.AvailabilityChanged += OnL2AvailabilityChanged;
+            _l2.PendingWriteDropped += key => versions.Invalidate(key, _l1, removeFromL1: true, _settings.NowTicks);
         }
+
+        _backplaneSubscription = link.Subscribe(this);
     }
 
     /// <summary>Gets whether this cache has an L2 (false: the embedded, L1-only default).</summary>
     internal bool HasDistributedCache => _l2 is not null;
 
     /// <summary>Gets the cache's name, as reported in metrics and logs.</summary>
-    internal string Name => _name;
+    internal string Name => _settings.Name;
+
+    /// <summary>Gets this instance's identity on the backplane.</summary>
+    public string InstanceId { get; } = Guid.NewGuid().ToString("N", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Gets whether L1 holds <paramref name="key"/>, without loading or counting anything: a test hook.</summary>
-    internal bool IsInL1(string key) => _l1.TryGetValue(key, out _);
+    internal bool IsInL1(string key) => _l1.Contains(key);
 
-    /// <summary>Gets the number of background loads and refreshes running: a test hook.</summary>
-    internal int BackgroundCount => Volatile.Read(ref _backgroundCount);
+    /// <summary>Gets the number of background loads, refreshes and other background work running: a test hook.</summary>
+    internal int BackgroundCount => _background.Count;
 
     /// <summary>Gets the number of keys with a load in flight: a test hook.</summary>
-    internal int InFlightCount => _flights.Count;
+    internal int InFlightCount => _misses.Flights.Count;
 
     /// <summary>Gets how many callers wait for the load of <paramref name="key"/>: a test hook.</summary>
-    internal int WaitersFor(string key) => _flights.WaitersFor(key);
+    internal int WaitersFor(string key) => _misses.Flights.WaitersFor(key);
+
+    /// <summary>Gets the L2 circuit breaker's state: a test hook.</summary>
+    internal BreakerState BreakerState => _l2?.BreakerState ?? BreakerState.Closed;
+
+    /// <summary>Gets how many L2 writes wait for replay: a test hook.</summary>
+    internal int PendingWrites => _l2?.PendingWrites ?? 0;
+
+    /// <summary>Gets how many batched L2 reads were made: a test hook.</summary>
+    internal int BatchedL2Reads => _l2?.BatchedReads ?? 0;
+
+    /// <summary>Gets how many tags this node holds knowledge of: a test hook.</summary>
+    internal int KnownTagCount => _tags.Count;
 
     internal static DefaultCoalescingCache Create(IServiceProvider services, string name)
     {
@@ -186,7 +143,7 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
         // The hit path: no validation beyond null checks is needed, because only validated keys ever reach L1.
         object? found = null;
         if (key is not null && !loader.IsNull && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
-            && _l1.TryGetValue(key, out found))
+            && _l1.TryGet(key, out found))
         {
             if (found is not CacheItem<T> item)
             {
@@ -200,15 +157,15 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
                     return new ValueTask<T>(value);
                 }
 
-                return GetOrLoadSlow(key, state, loader, options, found, cancellationToken);
+                return _misses.GetOrLoadAsync(key, state, loader, options, found, cancellationToken);
             }
 
-            HitDecision decision = CheckHit(item, allowRefresh: true);
+            HitDecision decision = _hits.Check(item, allowRefresh: true);
             if (decision <= HitDecision.ServeAndRefresh)
             {
                 if (decision == HitDecision.ServeAndRefresh)
                 {
-                    StartRefresh(key, state, loader, options, item);
+                    _misses.StartRefresh(key, state, loader, options, item);
                 }
 
                 if (_metrics.Hits.Enabled)
@@ -220,90 +177,79 @@ internal sealed partial class DefaultCoalescingCache : ICoalescingCache, ICacheI
             }
         }
 
-        return GetOrLoadSlow(key!, state, loader, options, found, cancellationToken);
+        return _misses.GetOrLoadAsync(key!, state, loader, options, found, cancellationToken);
+    }
+
+    public ValueTask<IReadOnlyDictionary<string, T>> GetOrLoadManyAsync<T>(IEnumerable<string> keys, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(loader);
+        return GetOrLoadManyAsync(keys, loader, static (load, missing, ct) => load(missing, ct), options, cancellationToken);
+    }
+
+    public ValueTask<IReadOnlyDictionary<string, T>> GetOrLoadManyAsync<TState, T>(IEnumerable<string> keys, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default) =>
+        _misses.GetOrLoadManyAsync(keys, state, loader, options, cancellationToken);
+
+    public ValueTask<CacheLookup<T>> TryGetAsync<T>(string key, CancellationToken cancellationToken = default)
+    {
+        if (key is not null && _l1.TryGet(key, out object? found))
+        {
+            if (found is CacheItem<T> item ? _hits.Check(item, allowRefresh: false) == HitDecision.Serve : L1Slot.TryPlain<T>(found!, out _))
+            {
+                if (_metrics.Hits.Enabled)
+                {
+                    _metrics.HitL1();
+                }
+
+                return new ValueTask<CacheLookup<T>>(found is CacheItem<T> checkedItem ? MissPipeline.ToLookup(checkedItem) : PlainLookup<T>(found!));
+            }
+        }
+
+        return _misses.LookupAsync<T>(key!, CacheEntryFlags.None, cancellationToken);
     }
 
     public ValueTask SetAsync<T>(string key, T value, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
     {
-        ValidateKey(key);
+        _settings.ValidateKey(key);
         options?.Validate();
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        // A load in flight for this key read the data source before this write: its result must not overwrite it.
-        _flights.Forget(key);
-        long now = _time.GetUtcNow().UtcTicks;
-        Lifetimes lifetimes = JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
-        ValueTask store = StoreAsync(key, value, Resolve(options), lifetimes, now, TimeSpan.Zero, options?.Tags, options?.Flags ?? CacheEntryFlags.None, flight: null, cancellationToken);
-        return _backplane is null ? store : ThenPublish(this, store, key, cancellationToken);
-
-        static async ValueTask ThenPublish(DefaultCoalescingCache self, ValueTask store, string key, CancellationToken cancellationToken)
-        {
-            await store.ConfigureAwait(false);
-            await self.PublishAsync(key, null, cancellationToken).ConfigureAwait(false);
-        }
+        // With negative caching off, "not found" is remembered nowhere: writing null removes the key.
+        return value is null && _settings.NegativeExpiration == TimeSpan.Zero
+            ? _invalidations.RemoveAsync(key, cancellationToken)
+            : _publisher.SetAsync(key, value, options, cancellationToken);
     }
 
     public ValueTask RemoveAsync(string key, CancellationToken cancellationToken = default)
     {
-        ValidateKey(key);
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        _flights.Forget(key);
-        if (_l2 is null && _backplane is null)
-        {
-            _l1.Remove(key);
-            return ValueTask.CompletedTask;
-        }
-
-        return RemoveFromBothAsync(this, key, cancellationToken);
-
-        static async ValueTask RemoveFromBothAsync(DefaultCoalescingCache self, string key, CancellationToken cancellationToken)
-        {
-            // L2 first: removing L1 first would let a concurrent miss refill it from the old L2 entry.
-            if (self._l2 is not null)
-            {
-                await self.RemoveL2Async(key, cancellationToken).ConfigureAwait(false);
-            }
-
-            self._l1.Remove(key);
-            await self.PublishAsync(key, null, cancellationToken).ConfigureAwait(false);
-        }
+        _settings.ValidateKey(key);
+        return cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled(cancellationToken) : _invalidations.RemoveAsync(key, cancellationToken);
     }
+
+    public ValueTask RemoveByTagAsync(string tag, CancellationToken cancellationToken = default)
+    {
+        CacheEntryOptions.ValidateTag(tag, nameof(tag));
+        return cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled(cancellationToken) : _invalidations.RemoveByTagAsync(tag, cancellationToken);
+    }
+
+    public void OnInvalidation(CacheInvalidation invalidation) => _invalidations.OnRemote(invalidation);
+
+    public void OnMessagesMayHaveBeenLost() => _invalidations.OnMessagesMayHaveBeenLost();
 
     public void Dispose()
     {
-        if (_health is not null)
-        {
-            _health.AvailabilityChanged -= OnL2AvailabilityChanged;
-        }
-
         _backplaneSubscription?.Dispose();
+        _l2?.Dispose();
         _l1.Dispose();
         _metrics.Dispose();
     }
 
-    /// <summary>The key as it may appear in a log line: only with <see cref="CoalescingCacheOptions.IncludeKeysInTelemetry"/>, as keys can be personal data.</summary>
-    private string LogKey(string key) => _keysInTelemetry ? key : "(hidden)";
+    private void OnRemoteInvalidateAll() => _invalidations.OnRemoteInvalidateAll();
 
-    private void ValidateKey(string key)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        if (key.Length > _maxKeyLength)
-        {
-            throw new ArgumentException(
-                $"The cache key '{key[..Math.Min(key.Length, 64)]}...' is {key.Length} characters long; the limit (CoalescingCacheOptions.MaxKeyLength) is {_maxKeyLength}.",
-                nameof(key));
-        }
-
-        if (string.IsNullOrWhiteSpace(key))
-        {
-            throw new ArgumentException("The cache key must not be empty or whitespace.", nameof(key));
-        }
-    }
+    private static CacheLookup<T> PlainLookup<T>(object found) =>
+        L1Slot.TryPlain(found, out T value) && value is not null
+            ? new CacheLookup<T>(CacheLookupStatus.Found, value)
+            : new CacheLookup<T>(CacheLookupStatus.CachedNotFound, default);
 }

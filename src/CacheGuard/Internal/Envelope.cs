@@ -69,6 +69,19 @@ internal static class Envelope
         BinaryPrimitives.WriteInt32LittleEndian(writer.WrittenSpanForUpdate[40..], payloadLength);
     }
 
+    /// <summary>
+    /// Whether a header's times could have been written by a cache with valid options: created no later than it expires,
+    /// and expiring no further out than the longest lifetime with full jitter plus the longest fail-safe window.
+    /// </summary>
+    public static bool IsPlausible(in EnvelopeHeader header, long nowTicks)
+    {
+        long longest = CoalescingCacheOptionsValidator.MaxLifetime.Ticks * 3;
+        return header.CreatedTicks > 0
+            && header.ExpiresTicks >= header.CreatedTicks
+            && header.LoadDurationTicks >= 0
+            && header.ExpiresTicks - Math.Max(nowTicks, header.CreatedTicks) <= longest;
+    }
+
     /// <summary>Parses an envelope; says why not when the bytes are not one CacheGuard can read.</summary>
     public static EnvelopeStatus TryRead(ReadOnlyMemory<byte> data, out EnvelopeHeader header, out ReadOnlyMemory<byte> payload, out string[]? tags)
     {

@@ -1,26 +1,35 @@
 using System.Diagnostics;
-using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// The map of executions in flight, keyed. Shared by <see cref="SingleFlight{TKey, TValue}"/> and the cache.
+/// The map of executions in flight, keyed. Shared by <see cref="SingleFlight{TKey, TValue}"/> and the cache, and the one
+/// place two rules live: <b>a caller joins only a current flight</b> (running, not abandoned, and not superseded: the
+/// table asks its owner), and <b>at most one loader runs per key</b> (a flight enters its loader only when it is the
+/// key's current flight and the loader of the flight it replaced has finished).
 /// </summary>
 /// <remarks>
-/// Every field of every <see cref="Flight{TKey}"/> marked "guarded" is read and written only under <see cref="_gate"/>.
-/// No lock is held while work runs or while a task completes. A flight leaves the map exactly once: when its work
-/// completes, or when every waiter has cancelled; and only if it is still the current flight for its key, so a
-/// forgotten flight never removes its successor.
+/// Every field of a <see cref="Flight{TKey}"/> marked "guarded" is read and written only under <see cref="_gate"/>. No
+/// lock is held while work runs or a task completes. The slot of a key holds its latest flight until that flight
+/// completes or a newer one replaces it; a flight leaves its slot only if it is still the slot's flight.
 /// </remarks>
 internal sealed class FlightTable<TKey>
     where TKey : notnull
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<TKey, Flight<TKey>> _flights; // guarded by _gate
+    private readonly Func<Flight<TKey>, bool>? _isCurrent;
 
-    public FlightTable(IEqualityComparer<TKey>? comparer) => _flights = new Dictionary<TKey, Flight<TKey>>(comparer);
+    /// <param name="comparer">Compares keys.</param>
+    /// <param name="isCurrent">Says whether a running flight is still current (not superseded); <see langword="null"/>: always.</param>
+    public FlightTable(IEqualityComparer<TKey>? comparer, Func<Flight<TKey>, bool>? isCurrent = null)
+    {
+        _flights = new Dictionary<TKey, Flight<TKey>>(comparer);
+        _isCurrent = isCurrent;
+    }
 
+    /// <summary>Gets the number of keys whose latest flight is running.</summary>
     public int Count
     {
         get
@@ -33,15 +42,15 @@ internal sealed class FlightTable<TKey>
     }
 
     /// <summary>
-    /// Joins the flight in progress for <paramref name="key"/>, or starts a new one. Returns <see langword="null"/> and
-    /// the existing flight in <paramref name="other"/> when that flight produces another type.
+    /// Joins the key's current flight, or starts a new one (replacing a superseded or abandoned one). Returns
+    /// <see langword="null"/>, with the running flight in <paramref name="other"/>, when the current flight produces another type.
     /// </summary>
-    public Flight<TKey, T>? JoinOrStart<T>(TKey key, bool cancellable, out bool started, out Flight<TKey>? other)
+    public Flight<TKey, T>? JoinOrStart<T>(TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, out bool started, out Flight<TKey>? other)
     {
         lock (_gate)
         {
             ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
-            if (exists)
+            if (exists && IsJoinableLocked(slot!))
             {
                 started = false;
                 if (slot is Flight<TKey, T> current)
@@ -56,7 +65,7 @@ internal sealed class FlightTable<TKey>
                 return null;
             }
 
-            Flight<TKey, T> flight = (cancellable ? null : FlightPool<TKey, T>.Take(this, key)) ?? new Flight<TKey, T>(this, key, cancellable);
+            var flight = new Flight<TKey, T>(this, key, ticket, mayBeTagged, cancellable) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null };
             slot = flight;
             started = true;
             other = null;
@@ -64,7 +73,24 @@ internal sealed class FlightTable<TKey>
         }
     }
 
-    /// <summary>Gets how many callers wait for the flight in progress for <paramref name="key"/> (0 if none): a test hook.</summary>
+    /// <summary>Starts a flight for <paramref name="key"/> only if no current one is running; nobody waits on it, so it cannot be cancelled.</summary>
+    public Flight<TKey, T>? TryStart<T>(TKey key, in Ticket ticket, bool mayBeTagged)
+    {
+        lock (_gate)
+        {
+            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
+            if (exists && IsJoinableLocked(slot!))
+            {
+                return null;
+            }
+
+            var flight = new Flight<TKey, T>(this, key, ticket, mayBeTagged, cancellable: false) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null, Waiters = 0 };
+            slot = flight;
+            return flight;
+        }
+    }
+
+    /// <summary>Gets how many callers wait for the key's latest flight (0 if none): a test hook.</summary>
     public int WaitersFor(TKey key)
     {
         lock (_gate)
@@ -73,52 +99,63 @@ internal sealed class FlightTable<TKey>
         }
     }
 
-    /// <summary>Starts a flight for <paramref name="key"/> only if none is in progress; the starter cannot cancel it.</summary>
-    public Flight<TKey, T>? TryStart<T>(TKey key)
+    /// <summary>
+    /// Lets <paramref name="flight"/> run its loader: it waits for the loader of the flight it replaced, then enters if it
+    /// is still the key's flight. Returns <see langword="false"/> when another flight replaced it: its callers should take
+    /// the current flight's result instead.
+    /// </summary>
+    public async ValueTask<bool> EnterLoaderAsync(Flight<TKey> flight)
     {
-        lock (_gate)
+        while (true)
         {
-            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
-            if (exists)
+            Task? wait = null;
+            lock (_gate)
             {
-                return null;
+                if (flight.Predecessor is { } predecessor && predecessor.Loader != LoaderStage.Finished)
+                {
+                    wait = (predecessor.LoaderFinished ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                }
+                else
+                {
+                    flight.Predecessor = null;
+                    if (!_flights.TryGetValue(flight.Key, out Flight<TKey>? current) || !ReferenceEquals(current, flight))
+                    {
+                        return false;
+                    }
+
+                    flight.Loader = LoaderStage.Running;
+                    return true;
+                }
             }
 
-            var flight = new Flight<TKey, T>(this, key, cancellable: false);
-            slot = flight;
-            return flight;
+            await wait.ConfigureAwait(false);
         }
     }
 
-    /// <summary>
-    /// Keeps the record of a finished flight for this thread's next miss, when nothing else can still hold it: it
-    /// completed, nobody joined it, nobody asked for its task, it had no cancellation source, and it left the table.
-    /// Saves an allocation on every uncontended miss whose load completed synchronously.
-    /// </summary>
-    public void Recycle<T>(Flight<TKey, T> flight)
-    {
-        // No lock: a flight that is done and out of the table can no longer be joined, so these fields are final,
-        // and Complete's lock already made them visible to the thread that completed it (the caller).
-        if (ReferenceEquals(flight.Table, this) && flight.Done && flight.Waiters == 1 && flight.Completion is null && flight.WorkCancellation is null && !flight.InTable)
-        {
-            FlightPool<TKey, T>.Return(flight);
-        }
-    }
-
-    /// <summary>Removes the flight for <paramref name="key"/> so later callers start a new one.</summary>
+    /// <summary>Removes the key's flight so later callers start a new one; the removed flight still answers its own callers.</summary>
     public bool Forget(TKey key)
     {
         lock (_gate)
         {
-            if (_flights.Remove(key, out Flight<TKey>? flight))
-            {
-                flight.InTable = false;
-                flight.Superseded = true;
-                return true;
-            }
-
-            return false;
+            return _flights.Remove(key);
         }
+    }
+
+    /// <summary>Records that the flight's loader has finished (whatever its outcome), releasing a successor waiting to load.</summary>
+    public void ExitLoader(Flight<TKey> flight)
+    {
+        TaskCompletionSource? waiting;
+        lock (_gate)
+        {
+            flight.Loader = LoaderStage.Finished;
+            waiting = flight.LoaderFinished;
+            if (flight.State is FlightState.Succeeded or FlightState.Failed)
+            {
+                RemoveIfCurrent(flight); // completed while its loader still ran: it kept the slot until now
+            }
+        }
+
+        waiting?.TrySetResult();
     }
 
     internal void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error)
@@ -126,20 +163,24 @@ internal sealed class FlightTable<TKey>
         TaskCompletionSource<T>? completion;
         lock (_gate)
         {
-            if (flight.Done)
+            if (flight.State != FlightState.Running && flight.State != FlightState.Abandoned)
             {
                 return;
             }
 
-            RemoveIfCurrent(flight);
-            flight.Done = true;
+            if (flight.Loader != LoaderStage.Running)
+            {
+                // A flight whose loader still runs (it failed its callers at a hard timeout) keeps the slot, not joinable,
+                // so the next flight for the key waits for that loader: one loader per key, always.
+                RemoveIfCurrent(flight);
+            }
+
+            flight.State = error is null ? FlightState.Succeeded : FlightState.Failed;
             flight.Value = value;
             flight.Error = error;
             completion = flight.Completion;
         }
 
-        // Outside the lock: completing runs no continuation inline (RunContinuationsAsynchronously), but keep
-        // the lock's scope to bookkeeping only.
         if (completion is not null)
         {
             Publish(completion, value, error);
@@ -151,18 +192,16 @@ internal sealed class FlightTable<TKey>
         TaskCompletionSource<T>? created = null;
         lock (_gate)
         {
-            if (flight.Completion is null)
+            if (flight.Completion is { } existing)
             {
-                created = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-                flight.Completion = created;
-                if (!flight.Done)
-                {
-                    return created.Task;
-                }
+                return existing.Task;
             }
-            else
+
+            created = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            flight.Completion = created;
+            if (flight.State is FlightState.Running or FlightState.Abandoned)
             {
-                return flight.Completion.Task;
+                return created.Task;
             }
         }
 
@@ -176,7 +215,7 @@ internal sealed class FlightTable<TKey>
         CancellationTokenSource? abandon = null;
         lock (_gate)
         {
-            if (flight.Done || flight.Abandoned)
+            if (flight.State != FlightState.Running)
             {
                 return;
             }
@@ -184,23 +223,33 @@ internal sealed class FlightTable<TKey>
             flight.Cancelled++;
             if (!flight.Pinned && flight.Cancelled >= flight.Waiters)
             {
-                // Every waiter gave up: free the key for a fresh start and cancel the work.
-                flight.Abandoned = true;
-                RemoveIfCurrent(flight);
+                // Every waiter gave up: no later caller joins it, and its work is cancelled. If its loader runs, it keeps
+                // its slot until that loader ends, so a successor waits for it: one loader per key.
+                flight.State = FlightState.Abandoned;
                 abandon = flight.WorkCancellation;
+                if (flight.Loader != LoaderStage.Running)
+                {
+                    RemoveIfCurrent(flight); // no loader of its own to wait for: the key is free at once
+                }
             }
         }
 
         abandon?.Cancel();
     }
 
+    private bool IsJoinableLocked(Flight<TKey> flight) => flight.State == FlightState.Running && (_isCurrent?.Invoke(flight) ?? true);
+
+    /// <summary>The flight whose loader a new flight replacing <paramref name="replaced"/> must wait for, if any.</summary>
+    private static Flight<TKey>? LoadingAncestorLocked(Flight<TKey> replaced) =>
+        replaced.Loader == LoaderStage.Running ? replaced
+        : replaced.Loader == LoaderStage.NotStarted && replaced.Predecessor is { Loader: LoaderStage.Running } ancestor ? ancestor
+        : null;
+
     private void RemoveIfCurrent(Flight<TKey> flight)
     {
-        if (flight.InTable)
+        if (_flights.TryGetValue(flight.Key, out Flight<TKey>? current) && ReferenceEquals(current, flight))
         {
-            bool removed = _flights.Remove(flight.Key);
-            Debug.Assert(removed, "A flight marked in the table must be in it.");
-            flight.InTable = false;
+            _flights.Remove(flight.Key);
         }
     }
 
@@ -221,30 +270,69 @@ internal sealed class FlightTable<TKey>
     }
 }
 
+/// <summary>Where a flight is in its life: the one state every rule about joining and completing reads.</summary>
+internal enum FlightState
+{
+    /// <summary>Running: joinable while current.</summary>
+    Running,
+
+    /// <summary>Every waiter cancelled: its work is cancelled and nobody joins it, but it has not completed yet.</summary>
+    Abandoned,
+
+    /// <summary>Completed with a value.</summary>
+    Succeeded,
+
+    /// <summary>Completed with an exception.</summary>
+    Failed,
+}
+
+/// <summary>Where a flight is with its loader, for the one-loader-per-key rule.</summary>
+internal enum LoaderStage
+{
+    NotStarted,
+    Running,
+    Finished,
+}
+
 /// <summary>One execution in flight for a key: the bookkeeping part, independent of the value type.</summary>
 internal abstract class Flight<TKey>
     where TKey : notnull
 {
-    protected Flight(FlightTable<TKey> table, TKey key, bool cancellable)
+    protected Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
     {
         Table = table;
         Key = key;
+        Ticket = ticket;
+        MayBeTagged = mayBeTagged;
         Waiters = 1;
         Pinned = !cancellable;
-        InTable = true;
 
-        // A leader that cannot cancel pins the flight, so the work can never be cancelled: no source needed.
+        // A leader that cannot cancel pins the flight, so the work can never be cancelled by its waiters: no source needed.
         WorkCancellation = cancellable ? new CancellationTokenSource() : null;
     }
 
     public FlightTable<TKey> Table { get; }
 
-    public TKey Key { get; private set; }
+    public TKey Key { get; }
+
+    /// <summary>Gets the versions the flight's work started from.</summary>
+    public Ticket Ticket { get; }
+
+    /// <summary>Gets whether the flight's result may carry tags (so a tag invalidation stops later callers from joining it).</summary>
+    public bool MayBeTagged { get; }
 
     /// <summary>Gets the token handed to the work: cancelled only when every waiter has cancelled.</summary>
     public CancellationToken WorkToken => WorkCancellation?.Token ?? CancellationToken.None;
 
     internal CancellationTokenSource? WorkCancellation { get; }
+
+    internal FlightState State; // guarded
+
+    internal LoaderStage Loader; // guarded
+
+    internal Flight<TKey>? Predecessor; // guarded: the replaced flight whose loader must finish before this one's starts
+
+    internal TaskCompletionSource? LoaderFinished; // guarded: created by a successor that waits for this flight's loader
 
     internal int Waiters; // guarded: callers that joined, the leader included
 
@@ -252,68 +340,42 @@ internal abstract class Flight<TKey>
 
     internal bool Pinned; // guarded: a waiter that cannot cancel joined, so the work is never cancelled
 
-    internal bool InTable; // guarded
+    /// <summary>The task running the flight's stages, once it went asynchronous (so it can be tracked as background work).</summary>
+    internal Task? Run;
 
-    internal bool Done; // guarded
+    /// <summary>1 once the flight's run is tracked as background work (its callers stopped waiting).</summary>
+    internal int Backgrounded;
 
-    internal bool Abandoned; // guarded
-
-    /// <summary>Set when the key was forgotten, written or removed while this flight ran: its result must not be cached.</summary>
-    internal volatile bool Superseded;
-
-    /// <summary>Makes a recycled record a new, non-cancellable flight for <paramref name="key"/>.</summary>
-    protected void Reset(TKey key)
-    {
-        Key = key;
-        Waiters = 1;
-        Cancelled = 0;
-        Pinned = true;
-        InTable = true;
-        Done = false;
-        Abandoned = false;
-        Superseded = false;
-    }
+    /// <summary>1 once a caller's hard timeout was counted for this flight.</summary>
+    internal int TimedOut;
 
     /// <summary>Gets the type of value this flight produces.</summary>
     public abstract Type ValueType { get; }
 
     /// <summary>Gets whether at least one caller joined the leader (Go's <c>shared</c>). Final once the flight is done.</summary>
-    public bool Shared
-    {
-        get
-        {
-            // Joining happens under the table lock and only while the flight is in the table; completion removes it
-            // under the same lock before publishing, so once a waiter sees the result this count is final.
-            return Volatile.Read(ref Waiters) > 1;
-        }
-    }
+    public bool Shared => Volatile.Read(ref Waiters) > 1;
 }
 
 /// <summary>One execution in flight for a key, producing a <typeparamref name="T"/>.</summary>
 internal sealed class Flight<TKey, T> : Flight<TKey>
     where TKey : notnull
 {
-    public Flight(FlightTable<TKey> table, TKey key, bool cancellable)
-        : base(table, key, cancellable)
+    public Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+        : base(table, key, ticket, mayBeTagged, cancellable)
     {
     }
 
-    internal T? Value; // guarded until Done, then immutable
+    internal T? Value; // guarded until completed, then immutable
 
-    internal Exception? Error; // guarded until Done, then immutable
+    internal Exception? Error; // guarded until completed, then immutable
 
     /// <summary>Created on demand, under the lock, by the first caller that must wait: an uncontended flight that completes synchronously never allocates one.</summary>
     internal TaskCompletionSource<T>? Completion; // guarded
 
-    public override Type ValueType => typeof(T);
+    /// <summary>Gets or sets the stale value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
+    public CacheItem<T>? Stale { get; set; }
 
-    internal void Reuse(TKey key)
-    {
-        Reset(key);
-        Value = default;
-        Error = null;
-        Completion = null;
-    }
+    public override Type ValueType => typeof(T);
 
     public void Complete(T value) => Table.Complete(this, value, null);
 
@@ -363,7 +425,7 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
         }
     }
 
-    [SuppressMessage("Design", "CA1031", Justification = "Never thrown here: extracted to be rethrown to every waiter.")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1031", Justification = "Never thrown here: extracted to be rethrown to every waiter.")]
     internal static Exception ExtractError(Task task)
     {
         if (task.IsCanceled)
@@ -383,32 +445,5 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
 
         AggregateException aggregate = task.Exception!;
         return aggregate.InnerExceptions.Count == 1 ? aggregate.InnerExceptions[0] : aggregate;
-    }
-}
-
-/// <summary>One spare flight record per thread, table-checked: see <see cref="FlightTable{TKey}.Recycle{T}"/>.</summary>
-internal static class FlightPool<TKey, T>
-    where TKey : notnull
-{
-    [ThreadStatic]
-    private static Flight<TKey, T>? t_spare;
-
-    public static Flight<TKey, T>? Take(FlightTable<TKey> table, TKey key)
-    {
-        Flight<TKey, T>? spare = t_spare;
-        if (spare is null || !ReferenceEquals(spare.Table, table))
-        {
-            return null;
-        }
-
-        t_spare = null;
-        spare.Reuse(key);
-        return spare;
-    }
-
-    public static void Return(Flight<TKey, T> flight)
-    {
-        flight.Reuse(default!); // drop the value and key now: a spare must not keep them alive
-        t_spare = flight;
     }
 }

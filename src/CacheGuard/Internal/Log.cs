@@ -23,26 +23,30 @@ internal static partial class Log
     public const int LocalCacheClearedId = 16;
     public const int BackplanePublishFailedId = 17;
     public const int LoadLockFailedId = 18;
+    public const int L2FailingId = 19;
+    public const int L2RecoveredId = 20;
+    public const int LoadLockWaitEndedId = 21;
+    public const int LoadLockStillFailingId = 22;
 
-    [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
+    [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
     public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
 
-    [LoggerMessage(EventId = L2ReadTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache took longer than {Timeout}; treated as a miss.")]
+    [LoggerMessage(EventId = L2ReadTimedOutId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache took longer than {Timeout}; treated as a miss.")]
     public static partial void L2ReadTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
 
-    [LoggerMessage(EventId = L2WriteFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache failed; the value is served and kept in the local cache only.")]
+    [LoggerMessage(EventId = L2WriteFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache failed; the value is served and kept in the local cache only.")]
     public static partial void L2WriteFailed(ILogger logger, string cacheName, string key, Exception exception);
 
-    [LoggerMessage(EventId = L2WriteTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache took longer than {Timeout}; the value is served and kept in the local cache only.")]
+    [LoggerMessage(EventId = L2WriteTimedOutId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': writing key '{Key}' to the distributed cache took longer than {Timeout}; the value is served and kept in the local cache only.")]
     public static partial void L2WriteTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
 
     [LoggerMessage(EventId = L2PayloadRejectedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed cache entry for key '{Key}' was not usable ({Reason}); treated as a miss and overwritten by the next load.")]
     public static partial void L2PayloadRejected(ILogger logger, string cacheName, string key, string reason, Exception? exception);
 
-    [LoggerMessage(EventId = L2RemoveFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache failed; it may be served from there until it expires.")]
+    [LoggerMessage(EventId = L2RemoveFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache failed; it may be served from there until it expires.")]
     public static partial void L2RemoveFailed(ILogger logger, string cacheName, string key, Exception exception);
 
-    [LoggerMessage(EventId = L2RemoveTimedOutId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache took longer than {Timeout}; it may be served from there until it expires.")]
+    [LoggerMessage(EventId = L2RemoveTimedOutId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': removing key '{Key}' from the distributed cache took longer than {Timeout}; it may be served from there until it expires.")]
     public static partial void L2RemoveTimedOut(ILogger logger, string cacheName, string key, TimeSpan timeout);
 
     [LoggerMessage(EventId = LoaderFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the loader for key '{Key}' failed; the exception reaches every caller waiting for it and is not cached.")]
@@ -72,8 +76,20 @@ internal static partial class Log
     [LoggerMessage(EventId = BackplanePublishFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': announcing a change on the backplane failed; other nodes keep their copy until it expires.")]
     public static partial void BackplanePublishFailed(ILogger logger, string cacheName, Exception exception);
 
-    [LoggerMessage(EventId = LoadLockFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it.")]
+    [LoggerMessage(EventId = LoadLockFailedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it until it answers again (further failures at Debug level).")]
     public static partial void LoadLockFailed(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = L2FailingId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': the distributed cache is failing ({Operation}: {ErrorType}: {Reason}); reads are misses and writes are queued for replay until it answers again. Each failed call is logged at Debug level.")]
+    public static partial void L2Failing(ILogger logger, string cacheName, string operation, string errorType, string reason);
+
+    [LoggerMessage(EventId = L2RecoveredId, Level = LogLevel.Information, Message = "Cache '{CacheName}': the distributed cache answers again.")]
+    public static partial void L2Recovered(ILogger logger, string cacheName);
+
+    [LoggerMessage(EventId = LoadLockWaitEndedId, Level = LogLevel.Warning, Message = "Cache '{CacheName}': stopped waiting for another node's load of key '{Key}' ({Reason}); loading here.")]
+    public static partial void LoadLockWaitEnded(ILogger logger, string cacheName, string key, string reason);
+
+    [LoggerMessage(EventId = LoadLockStillFailingId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it.")]
+    public static partial void LoadLockStillFailing(ILogger logger, string cacheName, string key, Exception exception);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
     public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);

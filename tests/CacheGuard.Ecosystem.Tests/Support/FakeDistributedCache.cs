@@ -11,6 +11,7 @@ public sealed class FakeDistributedCache : IDistributedCache
     private int _sets;
     private int _removes;
 
+    /// <summary>Gets the number of reads of cache entries; reads of CacheGuard's own keys (tag stamps) are not counted.</summary>
     public int Gets => Volatile.Read(ref _gets);
 
     public int Sets => Volatile.Read(ref _sets);
@@ -20,13 +21,18 @@ public sealed class FakeDistributedCache : IDistributedCache
     /// <summary>Gets or sets whether every call throws.</summary>
     public bool Fail { get; set; }
 
-    public IEnumerable<string> Keys => _data.Keys;
+    /// <summary>Gets the keys of the entries held (CacheGuard's own keys, such as tag stamps, left out).</summary>
+    public IEnumerable<string> Keys => _data.Keys.Where(k => !k.StartsWith("__cacheguard:tag:", StringComparison.Ordinal));
 
     public byte[]? Get(string key) => throw new NotSupportedException("CacheGuard calls the async API.");
 
     public async Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
-        Interlocked.Increment(ref _gets);
+        if (!key.Contains("__cacheguard:", StringComparison.Ordinal))
+        {
+            Interlocked.Increment(ref _gets);
+        }
+
         await Task.Yield();
         ThrowIfFailing();
         return _data.TryGetValue(key, out byte[]? value) ? value : null;

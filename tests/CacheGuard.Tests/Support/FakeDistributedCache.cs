@@ -17,6 +17,7 @@ public sealed class FakeDistributedCache(FakeTimeProvider? time = null) : IDistr
 {
     private readonly ConcurrentDictionary<string, (byte[] Value, DateTimeOffset? Expires)> _entries = new(StringComparer.Ordinal);
     private int _gets;
+    private int _allGets;
     private int _sets;
     private int _removes;
 
@@ -24,7 +25,11 @@ public sealed class FakeDistributedCache(FakeTimeProvider? time = null) : IDistr
 
     public L2Fault WriteFault { get; set; }
 
+    /// <summary>Gets the number of reads of cache entries; reads of CacheGuard's own keys (tag stamps) are not counted.</summary>
     public int Gets => Volatile.Read(ref _gets);
+
+    /// <summary>Gets the number of reads of every key, CacheGuard's own (tag stamps) included.</summary>
+    public int AllGets => Volatile.Read(ref _allGets);
 
     public int Sets => Volatile.Read(ref _sets);
 
@@ -53,7 +58,12 @@ public sealed class FakeDistributedCache(FakeTimeProvider? time = null) : IDistr
 
     public async Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
-        Interlocked.Increment(ref _gets);
+        Interlocked.Increment(ref _allGets);
+        if (!key.Contains("__cacheguard:", StringComparison.Ordinal))
+        {
+            Interlocked.Increment(ref _gets);
+        }
+
         ReadEntered.TrySetResult();
         if (ReadGate is { } gate)
         {

@@ -1,0 +1,263 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Caching.Distributed;
+
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// L2 availability: the circuit breaker, the client's health report, how failures are reported (a warning when L2 starts
+/// failing and a note when it answers again; per-call detail at debug level), and the replay queue that keeps failed
+/// writes and removals from being silently forgotten. A queued write is replayed only if L2 holds nothing newer.
+/// </summary>
+internal sealed partial class L2Gateway : IDisposable
+{
+    private readonly CircuitBreaker _breaker;
+    private readonly IDistributedCacheHealth? _health;
+    private readonly ConcurrentDictionary<string, PendingWrite> _pending = new(StringComparer.Ordinal);
+    private int _replaying;
+    private int _failing;
+
+    /// <summary>Occurs when the queue is full and a key's pending write was dropped: no node may keep serving the value L2 never saw.</summary>
+    public event Action<string>? PendingWriteDropped;
+
+    /// <summary>Gets the breaker's state: a test hook.</summary>
+    public BreakerState BreakerState => _breaker.State;
+
+    /// <summary>Gets whether L2 is expected to answer: the client reports it connected and the breaker is not open.</summary>
+    public bool IsAvailable => _health is not { IsAvailable: false } && _breaker.State != BreakerState.Open;
+
+    /// <summary>Gets how many L2 writes wait for replay: a test hook.</summary>
+    public int PendingWrites => _pending.Count;
+
+    public void Dispose()
+    {
+        if (_health is not null)
+        {
+            _health.AvailabilityChanged -= OnAvailabilityChanged;
+        }
+    }
+
+    /// <summary>Whether an L2 call may go ahead now: the client says it is connected and the breaker lets it through.</summary>
+    private bool Allowed()
+    {
+        if (_health is { IsAvailable: false })
+        {
+            return false;
+        }
+
+        bool allowed = _breaker.AllowCall(out BreakerTransition transition);
+        Report(transition);
+        return allowed;
+    }
+
+    private void Succeeded()
+    {
+        Report(_breaker.OnSuccess());
+        if (Interlocked.Exchange(ref _failing, 0) == 1)
+        {
+            Log.L2Recovered(_logger, _settings.Name);
+        }
+
+        if (!_pending.IsEmpty && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
+        {
+            _background.Track(ReplayAsync(), "(pending writes)");
+        }
+    }
+
+    /// <summary>A write or removal reached L2: it supersedes any older one for the key waiting for replay.</summary>
+    private void Written(string l2Key)
+    {
+        _pending.TryRemove(l2Key, out _);
+        Succeeded();
+    }
+
+    /// <summary>
+    /// Records an L2 call that failed (<paramref name="exception"/>) or timed out (<see langword="null"/>): it counts
+    /// towards the breaker (a connection-level failure opens it at once), marks the trace, is counted, and is logged: a
+    /// warning the first time after a success, debug detail every time.
+    /// </summary>
+    private void Failed(string operation, string key, Exception? exception, Activity? activity)
+    {
+        bool connectionLost = exception is not null && _health is not null && _health.IsConnectionFailure(exception);
+        Report(connectionLost ? _breaker.ForceOpen() : _breaker.OnFailure());
+        string errorType = exception is null ? "timeout" : "exception";
+        CacheTelemetry.Fail(activity, errorType, exception);
+        _metrics.L2Error(operation, errorType);
+        if (Interlocked.Exchange(ref _failing, 1) == 0)
+        {
+            Log.L2Failing(_logger, _settings.Name, operation, exception?.GetType().Name ?? "timeout", exception?.Message ?? $"no answer within {_settings.L2Timeout}");
+        }
+
+        string logKey = _settings.LogKey(key);
+        switch (operation)
+        {
+            case OperationRead when exception is null:
+                Log.L2ReadTimedOut(_logger, _settings.Name, logKey, _settings.L2Timeout);
+                break;
+            case OperationRead:
+                Log.L2ReadFailed(_logger, _settings.Name, logKey, exception!);
+                break;
+            case OperationWrite when exception is null:
+                Log.L2WriteTimedOut(_logger, _settings.Name, logKey, _settings.L2Timeout);
+                break;
+            case OperationWrite:
+                Log.L2WriteFailed(_logger, _settings.Name, logKey, exception!);
+                break;
+            case OperationRemove when exception is null:
+                Log.L2RemoveTimedOut(_logger, _settings.Name, logKey, _settings.L2Timeout);
+                break;
+            default:
+                Log.L2RemoveFailed(_logger, _settings.Name, logKey, exception!);
+                break;
+        }
+    }
+
+    private void Report(BreakerTransition transition)
+    {
+        switch (transition)
+        {
+            case BreakerTransition.Opened:
+                _metrics.CircuitBreaker("open");
+                Log.CircuitBreakerOpened(_logger, _settings.Name, _settings.BreakerThreshold, _settings.BreakerWindow, _settings.BreakerDuration);
+                break;
+            case BreakerTransition.HalfOpened:
+                _metrics.CircuitBreaker("half_open");
+                break;
+            case BreakerTransition.Closed:
+                _metrics.CircuitBreaker("closed");
+                Log.CircuitBreakerClosed(_logger, _settings.Name);
+                break;
+        }
+    }
+
+    /// <summary>The client reports its connection state: when it is back, close the breaker and replay at once.</summary>
+    private void OnAvailabilityChanged(object? sender, EventArgs e)
+    {
+        if (_health is { IsAvailable: true })
+        {
+            Report(_breaker.Reset());
+            if (!_pending.IsEmpty && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
+            {
+                _background.Track(ReplayAsync(), "(pending writes)");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps a write or removal L2 did not take, for replay; the latest per key wins. Returns <see langword="false"/> when
+    /// the queue is full and the key was dropped: no node may then keep the value (tag stamps are always kept).
+    /// </summary>
+    private bool Defer(string l2Key, string key, PendingWrite write)
+    {
+        if (write.Kind != PendingKind.Stamp && _pending.Count >= _settings.MaxPendingWrites && !_pending.ContainsKey(l2Key))
+        {
+            Log.PendingWriteDropped(_logger, _settings.Name, _settings.LogKey(key));
+            PendingWriteDropped?.Invoke(key);
+            return false;
+        }
+
+        _pending[l2Key] = write;
+        return true;
+    }
+
+    private async Task ReplayAsync()
+    {
+        int replayed = 0;
+        try
+        {
+            foreach (KeyValuePair<string, PendingWrite> pending in _pending)
+            {
+                if (!Allowed())
+                {
+                    return;
+                }
+
+                using KeyedSequencer.Turn turn = await Sequencer.EnterAsync(pending.Key).ConfigureAwait(false);
+
+                // Only the entry we read: a newer write for the key, queued or written meanwhile, wins over it.
+                if (!_pending.TryRemove(pending))
+                {
+                    continue;
+                }
+
+                PendingWrite write = pending.Value;
+                try
+                {
+                    if (await ReplayOneAsync(pending.Key, write).ConfigureAwait(false))
+                    {
+                        replayed++;
+                    }
+
+                    Report(_breaker.OnSuccess());
+                }
+#pragma warning disable CA1031 // Still failing: put it back (unless newer) and stop until the next success.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    _pending.TryAdd(pending.Key, write);
+                    _metrics.L2Error("replay", ex is OperationCanceledException ? "timeout" : "exception");
+                    Report(_breaker.OnFailure());
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            if (replayed > 0)
+            {
+                Log.PendingWritesReplayed(_logger, _settings.Name, replayed);
+            }
+
+            Volatile.Write(ref _replaying, 0);
+        }
+    }
+
+    /// <summary>Replays one write, unless L2 now holds something newer (written by another node meanwhile). Returns whether it wrote.</summary>
+    private async Task<bool> ReplayOneAsync(string l2Key, PendingWrite write)
+    {
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        byte[]? current = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+        if (current is not null && IsNewer(current, write))
+        {
+            return false;
+        }
+
+        if (write.Kind == PendingKind.Removal)
+        {
+            await BoundAsync(_l2.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            return true;
+        }
+
+        TimeSpan left = write.Expires - _settings.Time.GetUtcNow();
+        if (left <= TimeSpan.Zero)
+        {
+            return false; // expired while waiting: nothing to write
+        }
+
+        var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = left };
+        await BoundAsync(_l2.SetAsync(l2Key, write.Value!, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Whether what L2 holds was created after the queued write or removal (a stamp: is at least as late).</summary>
+    private static bool IsNewer(byte[] current, PendingWrite write)
+    {
+        if (write.Kind == PendingKind.Stamp)
+        {
+            return current.Length == 8 && BinaryPrimitives.ReadInt64LittleEndian(current) >= write.CreatedTicks;
+        }
+
+        return Envelope.TryRead(current, out EnvelopeHeader header, out _, out _) == EnvelopeStatus.Ok && header.CreatedTicks > write.CreatedTicks;
+    }
+
+    private enum PendingKind
+    {
+        Entry,
+        Removal,
+        Stamp,
+    }
+
+    /// <summary>A write or removal waiting for replay, with when its data was created (a removal: when it was asked for).</summary>
+    private sealed record PendingWrite(PendingKind Kind, byte[]? Value, DateTimeOffset Expires, long CreatedTicks);
+}

@@ -1,0 +1,474 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Hybrid;
+using Microsoft.Extensions.Logging;
+
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// The distributed tier and its failure policy, in one room: every L2 call goes through here, bounded by
+/// <see cref="CoalescingCacheOptions.DistributedCacheTimeout"/> on the injected clock, behind the circuit breaker and the
+/// client's own health report, with values wrapped in the versioned <see cref="Envelope"/>. A failure, a timeout or an
+/// unusable payload is counted, logged and becomes a miss (reads) or a queued replay (writes, removals): nothing here
+/// throws to a caller except the caller's own cancellation. This file: reads, writes, removals and tag stamps; the
+/// breaker, health and replay queue are in <c>L2Gateway.Availability.cs</c>.
+/// </summary>
+/// <remarks>
+/// Mutations of one key must run inside that key's <see cref="Sequencer"/> turn (the caller holds it; stamps take their
+/// own), so that they reach L2 in the order this node began them. A buffer handed to the L2 client goes back to the pool
+/// only once the client's call has completed, even when the caller stopped waiting for it.
+/// </remarks>
+internal sealed partial class L2Gateway
+{
+    private const string OperationRead = "read";
+    private const string OperationWrite = "write";
+    private const string OperationRemove = "remove";
+
+    private readonly CacheSettings _settings;
+    private readonly IDistributedCache _l2;
+    private readonly IBufferDistributedCache? _buffers;
+    private readonly IBatchDistributedCache? _batch;
+    private readonly SerializerRegistry _serializers;
+    private readonly CacheMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly BackgroundWork _background;
+    private int _batchedReads;
+
+    public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background)
+    {
+        _settings = settings;
+        _l2 = l2;
+        _buffers = l2 as IBufferDistributedCache;
+        _batch = batch ?? l2 as IBatchDistributedCache;
+        _serializers = serializers;
+        _metrics = metrics;
+        _logger = logger;
+        _background = background;
+        _breaker = new CircuitBreaker(settings.BreakerThreshold, settings.BreakerWindow, settings.BreakerDuration, settings.Time);
+        _health = health ?? l2 as IDistributedCacheHealth;
+        if (_health is not null)
+        {
+            _health.AvailabilityChanged += OnAvailabilityChanged;
+        }
+    }
+
+    /// <summary>Orders this node's mutations of each L2 key.</summary>
+    public KeyedSequencer Sequencer { get; } = new();
+
+    /// <summary>Gets how many batched reads were made: a test hook.</summary>
+    public int BatchedReads => Volatile.Read(ref _batchedReads);
+
+    /// <summary>Reads an entry; a logically expired one is returned too (fail-safe may use it). A miss, a failure or an unusable payload is <see langword="null"/>.</summary>
+    public async ValueTask<CacheItem<T>?> ReadAsync<T>(string key)
+    {
+        if (!Allowed())
+        {
+            return null;
+        }
+
+        string l2Key = _settings.Keys.Entry(key);
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, key, _settings.KeysInTelemetry);
+        PooledBufferWriter? buffer = null;
+        Task? call = null;
+        try
+        {
+            ReadOnlyMemory<byte> data;
+            if (_buffers is not null)
+            {
+                buffer = new PooledBufferWriter();
+                ValueTask<bool> pending = _buffers.TryGetAsync(l2Key, buffer, deadline.Token);
+                bool found;
+                if (pending.IsCompletedSuccessfully)
+                {
+                    found = pending.Result;
+                }
+                else
+                {
+                    Task<bool> running = pending.AsTask();
+                    call = running;
+                    found = await BoundAsync(running, deadline.Token).ConfigureAwait(false);
+                }
+
+                Succeeded();
+                if (!found)
+                {
+                    return null;
+                }
+
+                data = buffer.WrittenMemory;
+            }
+            else
+            {
+                Task<byte[]?> running = _l2.GetAsync(l2Key, deadline.Token);
+                call = running;
+                byte[]? bytes = await BoundAsync(running, deadline.Token).ConfigureAwait(false);
+                Succeeded();
+                if (bytes is null)
+                {
+                    return null;
+                }
+
+                data = bytes;
+            }
+
+            return Decode<T>(key, data);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
+        {
+            Failed(OperationRead, key, deadline.TimedOut ? null : ex, activity);
+            return null;
+        }
+        finally
+        {
+            ReturnWhenDone(buffer, call);
+        }
+    }
+
+    /// <summary>Reads many entries in one batched call when the L2 (or a registered reader) supports it; otherwise concurrently.</summary>
+    public async ValueTask<CacheItem<T>?[]> ReadManyAsync<T>(IReadOnlyList<string> keys)
+    {
+        var items = new CacheItem<T>?[keys.Count];
+        Interlocked.Increment(ref _batchedReads);
+        if (_batch is null)
+        {
+            // The reads go out together: a pipelining client sends them in one write.
+            var reads = new Task<CacheItem<T>?>[keys.Count];
+            for (int i = 0; i < reads.Length; i++)
+            {
+                reads[i] = ReadAsync<T>(keys[i]).AsTask();
+            }
+
+            return await Task.WhenAll(reads).ConfigureAwait(false);
+        }
+
+        if (!Allowed())
+        {
+            return items;
+        }
+
+        var l2Keys = new string[keys.Count];
+        for (int i = 0; i < l2Keys.Length; i++)
+        {
+            l2Keys[i] = _settings.Keys.Entry(keys[i]);
+        }
+
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        try
+        {
+            ValueTask<byte[]?[]> pending = _batch.GetManyAsync(l2Keys, deadline.Token);
+            byte[]?[] payloads = pending.IsCompletedSuccessfully ? pending.Result : await BoundAsync(pending.AsTask(), deadline.Token).ConfigureAwait(false);
+            Succeeded();
+            for (int i = 0; i < items.Length && i < payloads.Length; i++)
+            {
+                items[i] = payloads[i] is { } payload ? Decode<T>(keys[i], payload) : null;
+            }
+        }
+#pragma warning disable CA1031 // An L2 failure is a miss for every key of the batch.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Failed(OperationRead, "(batch)", deadline.TimedOut ? null : ex, null);
+        }
+
+        return items;
+    }
+
+    /// <summary>
+    /// Writes an entry (the caller holds the key's sequencer turn). Returns <see langword="false"/> when it could neither
+    /// be written nor queued for replay (the queue is full), so no node should keep the value.
+    /// </summary>
+    public async ValueTask<bool> WriteAsync<T>(string key, CacheItem<T> item, TimeSpan physicalLifetime, CancellationToken cancellationToken)
+    {
+        string l2Key = _settings.Keys.Entry(key);
+        var buffer = new PooledBufferWriter();
+        Task? call = null;
+        try
+        {
+            try
+            {
+                bool notFound = item.Value is null;
+                var header = new EnvelopeHeader(item.CreatedTicks, item.ExpiresTicks, item.LoadDurationTicks, TypeTag<T>.Value, notFound);
+                Envelope.Write(buffer, header, item.Value, notFound ? null : _serializers.Get<T>(), item.Tags);
+            }
+#pragma warning disable CA1031 // The value cannot cross L2 (e.g. a cycle JSON refuses): it is served and kept in L1 only.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _metrics.L2Error(OperationWrite, "serialization");
+                string logKey = _settings.LogKey(key);
+                Log.L2WriteFailed(_logger, _settings.Name, logKey, ex);
+                return true;
+            }
+
+            var pending = new PendingWrite(PendingKind.Entry, buffer.ToArray(), _settings.Time.GetUtcNow() + physicalLifetime, item.CreatedTicks);
+            if (!Allowed())
+            {
+                return Defer(l2Key, key, pending);
+            }
+
+            using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, cancellationToken);
+            using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2WriteActivity, _settings.Name, key, _settings.KeysInTelemetry);
+            try
+            {
+                var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = physicalLifetime };
+                call = _buffers is not null
+                    ? _buffers.SetAsync(l2Key, new ReadOnlySequence<byte>(buffer.WrittenMemory), entryOptions, deadline.Token).AsTask()
+                    : _l2.SetAsync(l2Key, pending.Value!, entryOptions, deadline.Token);
+                await BoundAsync(call, deadline.Token).ConfigureAwait(false);
+                Written(l2Key);
+                return true;
+            }
+            catch (OperationCanceledException) when (deadline.CallerCancelled)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                Failed(OperationWrite, key, deadline.TimedOut ? null : ex, activity);
+                return Defer(l2Key, key, pending);
+            }
+        }
+        finally
+        {
+            ReturnWhenDone(buffer, call);
+        }
+    }
+
+    /// <summary>Removes an entry (the caller holds the key's sequencer turn); a failure queues the removal for replay.</summary>
+    public async ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        string l2Key = _settings.Keys.Entry(key);
+        var pending = new PendingWrite(PendingKind.Removal, null, DateTimeOffset.MaxValue, _settings.NowTicks);
+        if (!Allowed())
+        {
+            Defer(l2Key, key, pending);
+            return;
+        }
+
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, cancellationToken);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2RemoveActivity, _settings.Name, key, _settings.KeysInTelemetry);
+        try
+        {
+            await BoundAsync(_l2.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            Written(l2Key);
+        }
+        catch (OperationCanceledException) when (deadline.CallerCancelled)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            Failed(OperationRemove, key, deadline.TimedOut ? null : ex, activity);
+            Defer(l2Key, key, pending);
+        }
+    }
+
+    /// <summary>Reads a tag's invalidation stamp: its time, <see cref="long.MinValue"/> when there is none, <see langword="null"/> when L2 could not say.</summary>
+    public async ValueTask<long?> ReadStampAsync(string l2Key)
+    {
+        if (!Allowed())
+        {
+            return null;
+        }
+
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, l2Key, _settings.KeysInTelemetry);
+        try
+        {
+            byte[]? stamp = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            Succeeded();
+            if (stamp is { Length: 8 })
+            {
+                return BinaryPrimitives.ReadInt64LittleEndian(stamp);
+            }
+
+            if (stamp is not null)
+            {
+                Reject(l2Key, "a tag invalidation entry of the wrong size", null);
+            }
+
+            return long.MinValue;
+        }
+#pragma warning disable CA1031 // L2 could not say: the caller keeps what it knows.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Failed(OperationRead, l2Key, deadline.TimedOut ? null : ex, activity);
+            return null;
+        }
+    }
+
+    /// <summary>Writes a tag's invalidation stamp in its own sequencer turn; a failure queues it for replay (a stamp never moves back).</summary>
+    public async ValueTask WriteStampAsync(string l2Key, long ticks, CancellationToken cancellationToken)
+    {
+        byte[] stamp = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(stamp, ticks);
+        var pending = new PendingWrite(PendingKind.Stamp, stamp, _settings.Time.GetUtcNow() + CoalescingCacheOptionsValidator.MaxLifetime, ticks);
+        using KeyedSequencer.Turn turn = await Sequencer.EnterAsync(l2Key).ConfigureAwait(false);
+        if (!Allowed())
+        {
+            Defer(l2Key, l2Key, pending);
+            return;
+        }
+
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, cancellationToken);
+        using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2WriteActivity, _settings.Name, l2Key, _settings.KeysInTelemetry);
+        try
+        {
+            var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = CoalescingCacheOptionsValidator.MaxLifetime };
+            await BoundAsync(_l2.SetAsync(l2Key, stamp, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
+            Written(l2Key);
+        }
+        catch (OperationCanceledException) when (deadline.CallerCancelled)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            Failed(OperationWrite, l2Key, deadline.TimedOut ? null : ex, activity);
+            Defer(l2Key, l2Key, pending);
+        }
+    }
+
+    private CacheItem<T>? Decode<T>(string key, ReadOnlyMemory<byte> data)
+    {
+        EnvelopeStatus status = Envelope.TryRead(data, out EnvelopeHeader header, out ReadOnlyMemory<byte> payload, out string[]? tags);
+        if (status != EnvelopeStatus.Ok)
+        {
+            Reject(key, status switch
+            {
+                EnvelopeStatus.Foreign => "not a CacheGuard envelope",
+                EnvelopeStatus.UnknownVersion => "an envelope version this build does not read",
+                _ => "a truncated or inconsistent envelope",
+            }, null);
+            return null;
+        }
+
+        if (!Envelope.IsPlausible(header, _settings.NowTicks))
+        {
+            Reject(key, "an expiry no lifetime this cache accepts could produce", null);
+            return null;
+        }
+
+        if (header.TypeTag != TypeTag<T>.Value)
+        {
+            Reject(key, $"stored as another type than '{typeof(T)}'", null);
+            return null;
+        }
+
+        T value = default!;
+        if (!header.NotFound)
+        {
+            try
+            {
+                value = _serializers.Get<T>().Deserialize(new ReadOnlySequence<byte>(payload));
+            }
+#pragma warning disable CA1031 // Any deserialization failure means the payload is unusable: a logged miss.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Reject(key, "the payload could not be deserialized", ex);
+                return null;
+            }
+        }
+
+        return new CacheItem<T>(value, header.CreatedTicks, header.ExpiresTicks, tags, header.LoadDurationTicks);
+    }
+
+    private void Reject(string key, string reason, Exception? exception)
+    {
+        _metrics.L2Error(OperationRead, "invalid_payload");
+        string logKey = _settings.LogKey(key);
+        Log.L2PayloadRejected(_logger, _settings.Name, logKey, reason, exception);
+    }
+
+    /// <summary>Returns a buffer to the pool once the L2 call that may read or write it has completed.</summary>
+    private static void ReturnWhenDone(PooledBufferWriter? buffer, Task? call)
+    {
+        if (buffer is null)
+        {
+            return;
+        }
+
+        if (call is null || call.IsCompleted)
+        {
+            buffer.Dispose();
+        }
+        else
+        {
+            call.ContinueWith(static (_, b) => ((PooledBufferWriter)b!).Dispose(), buffer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Awaits an L2 call, but no longer than its deadline, even if the client ignores its token; a call left behind is watched.</summary>
+    private async Task<TResult> BoundAsync<TResult>(Task<TResult> call, CancellationToken deadline)
+    {
+        try
+        {
+            return await call.WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!call.IsCompleted)
+        {
+            Abandon(call);
+            throw;
+        }
+    }
+
+    private async Task BoundAsync(Task call, CancellationToken deadline)
+    {
+        try
+        {
+            await call.WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!call.IsCompleted)
+        {
+            Abandon(call);
+            throw;
+        }
+    }
+
+    private void Abandon(Task call) =>
+        call.ContinueWith(
+            static (t, s) =>
+            {
+                var self = (L2Gateway)s!;
+                Log.L2AbandonedCallFailed(self._logger, self._settings.Name, t.Exception!);
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
+    /// <summary>One L2 call's deadline on the injected clock, also ended by the caller's token when there is one.</summary>
+    private sealed class L2Deadline : IDisposable
+    {
+        private readonly CancellationTokenSource _timeout;
+        private readonly CancellationToken _caller;
+        private readonly CancellationTokenSource? _linked;
+
+        public L2Deadline(TimeSpan timeout, TimeProvider time, CancellationToken caller)
+        {
+            _timeout = new CancellationTokenSource(timeout, time);
+            _caller = caller;
+            if (caller.CanBeCanceled)
+            {
+                _linked = CancellationTokenSource.CreateLinkedTokenSource(_timeout.Token, caller);
+            }
+        }
+
+        public CancellationToken Token => _linked?.Token ?? _timeout.Token;
+
+        public bool TimedOut => _timeout.IsCancellationRequested && !_caller.IsCancellationRequested;
+
+        public bool CallerCancelled => _caller.IsCancellationRequested;
+
+        public void Dispose()
+        {
+            _linked?.Dispose();
+            _timeout.Dispose();
+        }
+    }
+}

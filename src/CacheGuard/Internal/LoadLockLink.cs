@@ -1,0 +1,212 @@
+using Microsoft.Extensions.Logging;
+
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// The distributed load lock, with its fault policy in one place. After an L2 miss a node either takes the key's lock
+/// (and loads), or waits for the owner's result in L2, or loads without the lock:
+/// <list type="bullet">
+/// <item><b>unavailable</b> (L2 down, the breaker open, or the lock call fails): load locally; liveness wins;</item>
+/// <item><b>held by a live owner</b>: wait for its release or its value, re-reading L2 at each wake-up, at most
+/// <see cref="CoalescingCacheOptions.DistributedLoadLockTimeout"/>, then load locally;</item>
+/// <item><b>released without a value, or the owner's lease expired</b>: take the lock over and load.</item>
+/// </list>
+/// Each path is counted (<c>cacheguard.cache.load_lock</c>, tag <c>cache.lock_outcome</c>) and logged.
+/// </summary>
+internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock? loadLock, L2Gateway? l2, TagIndex tags, CacheMetrics metrics, ILogger logger)
+{
+    private readonly CacheSettings _settings = settings;
+    private readonly IDistributedLoadLock? _lock = l2 is null ? null : loadLock;
+    private readonly L2Gateway? _l2 = l2;
+    private readonly TagIndex _tags = tags;
+    private readonly CacheMetrics _metrics = metrics;
+    private readonly ILogger _logger = logger;
+    private int _failing;
+
+    public bool Enabled => _lock is not null;
+
+    /// <summary>Takes the key's lock, or waits for its owner's value; see the type's remarks for the paths.</summary>
+    public async ValueTask<LockOutcome<T>> AcquireOrAwaitAsync<T>(string key)
+    {
+        if (!_l2!.IsAvailable)
+        {
+            Count(LockPath.Unavailable);
+            return default;
+        }
+
+        string lockKey = _settings.Keys.Lock(key);
+        try
+        {
+            IAsyncDisposable? lease = await _lock!.TryAcquireAsync(lockKey, CancellationToken.None).ConfigureAwait(false);
+            Recovered();
+            return await AfterAttemptAsync<T>(key, lockKey, lease).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Unavailable(key, ex);
+            return default;
+        }
+    }
+
+    /// <summary>Takes the locks of many keys in one round trip, then waits for the owners of the rest: one outcome per key, in order.</summary>
+    public async ValueTask<LockOutcome<T>[]> AcquireOrAwaitManyAsync<T>(IReadOnlyList<string> keys)
+    {
+        var outcomes = new LockOutcome<T>[keys.Count];
+        if (!_l2!.IsAvailable)
+        {
+            Count(LockPath.Unavailable, keys.Count);
+            return outcomes;
+        }
+
+        var lockKeys = new string[keys.Count];
+        for (int i = 0; i < lockKeys.Length; i++)
+        {
+            lockKeys[i] = _settings.Keys.Lock(keys[i]);
+        }
+
+        IAsyncDisposable?[] leases;
+        try
+        {
+            leases = await _lock!.TryAcquireManyAsync(lockKeys, CancellationToken.None).ConfigureAwait(false);
+            Recovered();
+        }
+#pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Unavailable("(batch)", ex);
+            return outcomes;
+        }
+
+        var pending = new Task<LockOutcome<T>>[keys.Count];
+        for (int i = 0; i < pending.Length; i++)
+        {
+            pending[i] = AfterAttemptGuardedAsync<T>(keys[i], lockKeys[i], i < leases.Length ? leases[i] : null).AsTask();
+        }
+
+        return await Task.WhenAll(pending).ConfigureAwait(false);
+    }
+
+    /// <summary>Releases a held lock once the load is stored; a failure is logged (the implementation retries or the lease runs out).</summary>
+    public async ValueTask ReleaseAsync(IAsyncDisposable lease, string key)
+    {
+        try
+        {
+            await lease.DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The lease expires on its own; a failed release must not fail the load.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Unavailable(key, ex);
+        }
+    }
+
+    private async ValueTask<LockOutcome<T>> AfterAttemptGuardedAsync<T>(string key, string lockKey, IAsyncDisposable? lease)
+    {
+        try
+        {
+            return await AfterAttemptAsync<T>(key, lockKey, lease).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Unavailable(key, ex);
+            return default;
+        }
+    }
+
+    private async ValueTask<LockOutcome<T>> AfterAttemptAsync<T>(string key, string lockKey, IAsyncDisposable? lease)
+    {
+        bool waited = false;
+        long deadline = _settings.Time.GetTimestamp();
+        while (true)
+        {
+            // Owner or not, L2 may hold the value now: another node may have stored it just before this attempt.
+            CacheItem<T>? stored = await ReadFreshAsync<T>(key).ConfigureAwait(false);
+            if (stored is not null)
+            {
+                if (lease is not null)
+                {
+                    await ReleaseAsync(lease, key).ConfigureAwait(false);
+                }
+
+                Count(LockPath.Awaited);
+                return new LockOutcome<T>(null, stored);
+            }
+
+            if (lease is not null)
+            {
+                Count(waited ? LockPath.TakenOver : LockPath.Acquired);
+                return new LockOutcome<T>(lease, null);
+            }
+
+            // Held by a live owner: wait for its release (or its lease to run out), bounded by the lock timeout.
+            TimeSpan left = _settings.LoadLockTimeout - _settings.Time.GetElapsedTime(deadline);
+            if (left <= TimeSpan.Zero || !_l2!.IsAvailable)
+            {
+                Count(left <= TimeSpan.Zero ? LockPath.TimedOut : LockPath.Unavailable);
+                string logKey = _settings.LogKey(key);
+                string reason = left <= TimeSpan.Zero ? "waited DistributedLoadLockTimeout for the owner" : "L2 became unavailable";
+                Log.LoadLockWaitEnded(_logger, _settings.Name, logKey, reason);
+                return default;
+            }
+
+            await _lock!.WaitForReleaseAsync(lockKey, left, CancellationToken.None).ConfigureAwait(false);
+            waited = true;
+            if (await ReadFreshAsync<T>(key).ConfigureAwait(false) is { } fromOwner)
+            {
+                Count(LockPath.Awaited);
+                return new LockOutcome<T>(null, fromOwner);
+            }
+
+            lease = await _lock.TryAcquireAsync(lockKey, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<CacheItem<T>?> ReadFreshAsync<T>(string key)
+    {
+        CacheItem<T>? item = await _l2!.ReadAsync<T>(key).ConfigureAwait(false);
+        return item is not null && item.ExpiresTicks > _settings.NowTicks && await _tags.SurvivesAsync(item).ConfigureAwait(false) ? item : null;
+    }
+
+    private void Unavailable(string key, Exception ex)
+    {
+        Count(LockPath.Unavailable);
+        string logKey = _settings.LogKey(key);
+        if (Interlocked.Exchange(ref _failing, 1) == 0)
+        {
+            Log.LoadLockFailed(_logger, _settings.Name, logKey, ex);
+        }
+        else
+        {
+            Log.LoadLockStillFailing(_logger, _settings.Name, logKey, ex);
+        }
+    }
+
+    private void Recovered() => Volatile.Write(ref _failing, 0);
+
+    private void Count(LockPath path, int count = 1) => _metrics.LoadLock(path switch
+    {
+        LockPath.Acquired => "acquired",
+        LockPath.Awaited => "awaited",
+        LockPath.TakenOver => "taken_over",
+        LockPath.TimedOut => "timed_out",
+        _ => "unavailable",
+    }, count);
+
+    private enum LockPath
+    {
+        Acquired,
+        Awaited,
+        TakenOver,
+        TimedOut,
+        Unavailable,
+    }
+}
+
+/// <summary>What the lock step produced: a held lease (load, then release), the owner's value from L2, or neither (load without the lock).</summary>
+internal readonly record struct LockOutcome<T>(IAsyncDisposable? Lease, CacheItem<T>? Found);

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+
+namespace CacheGuard.Internal;
+
+/// <summary>
+/// The loader stage, and what callers get when it is slow or fails: the loaded value (published, then the flight
+/// completes), a stale value (fail-safe or a soft timeout), or the loader's exception / a <see cref="TimeoutException"/>.
+/// </summary>
+internal sealed partial class MissPipeline
+{
+    /// <summary>Runs the loader once the flight may (one loader per key), publishes its result, and completes the flight.</summary>
+    private async Task LoadAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    {
+        if (flight.WorkToken.IsCancellationRequested)
+        {
+            flight.Fail(new OperationCanceledException(flight.WorkToken)); // every caller left before the loader stage
+            return;
+        }
+
+        if (!await Flights.EnterLoaderAsync(flight).ConfigureAwait(false))
+        {
+            await FollowCurrentAsync(flight, state, loader, options, policy).ConfigureAwait(false);
+            return;
+        }
+
+        string key = flight.Key;
+        CacheItem<T>? stale = flight.Stale;
+        bool cancelAtDeadline = policy.HardTimeout is not null && !_settings.AllowBackgroundCompletion;
+        using CancellationTokenSource? abandon = cancelAtDeadline ? CancellationTokenSource.CreateLinkedTokenSource(flight.WorkToken) : null;
+        Task<T>? loading = null;
+        try
+        {
+            LoadContext<T>? context = loader.WantsContext
+                ? new LoadContext<T>(key, stale is not null, stale is null ? default : stale.Value, stale is null ? null : new DateTimeOffset(stale.CreatedTicks, TimeSpan.Zero), options, _settings.KeysInTelemetry)
+                : null;
+            long started = _settings.Time.GetTimestamp();
+            Activity? activity = CacheTelemetry.Start(CacheTelemetry.LoadActivity, _settings.Name, key, _settings.KeysInTelemetry);
+            try
+            {
+                loading = loader.Invoke(state, context, abandon?.Token ?? flight.WorkToken)
+                    ?? throw new InvalidOperationException($"The loader for {_settings.KeyPhrase(key)} returned a null Task.");
+            }
+#pragma warning disable CA1031 // A synchronous throw is the loader's outcome, handled like an asynchronous one below.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                loading = Task.FromException<T>(ex);
+            }
+
+            T value;
+            try
+            {
+                value = abandon is null || loading.IsCompleted
+                    ? await loading.ConfigureAwait(false)
+                    : await loading.WaitAsync(policy.HardTimeout!.Value, _settings.Time).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (abandon is not null && !loading.IsCompleted)
+            {
+                // No background completion: the loader is cancelled at the hard timeout and every caller gets the outcome now.
+                activity?.Dispose();
+                await abandon.CancelAsync().ConfigureAwait(false);
+                if (Interlocked.Exchange(ref flight.TimedOut, 1) == 0)
+                {
+                    _metrics.LoaderTimeout();
+                }
+
+                if (policy.FailSafe && UsableStale(flight) is { } standIn)
+                {
+                    ServeStale(flight, standIn, policy, flags, "hard_timeout", null);
+                }
+                else
+                {
+                    flight.Fail(HardTimeout(key, policy));
+                }
+
+                return;
+            }
+            catch (Exception ex)
+            {
+                _metrics.LoaderError();
+                string logKey = _settings.LogKey(key);
+                if (Volatile.Read(ref flight.Backgrounded) == 1)
+                {
+                    Log.BackgroundLoadFailed(_logger, _settings.Name, logKey, ex);
+                }
+                else
+                {
+                    Log.LoaderFailed(_logger, _settings.Name, logKey, ex);
+                }
+
+                CacheTelemetry.Fail(activity, ex.GetType().FullName!, ex);
+                activity?.Dispose();
+                if (policy.FailSafe && UsableStale(flight) is { } standIn)
+                {
+                    ServeStale(flight, standIn, policy, flags, "error", ex);
+                }
+                else
+                {
+                    flight.Fail(ex);
+                }
+
+                return;
+            }
+
+            activity?.Dispose();
+            TimeSpan took = _settings.Time.GetElapsedTime(started);
+            _metrics.Load(took);
+            if (context?.CachingDisabled != true)
+            {
+                Lifetimes lifetimes = context is null
+                    ? _settings.JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio)
+                    : _settings.JitteredLifetimes(context.Expiration, context.LocalExpiration, options?.JitterRatio);
+                IReadOnlyList<string>? tags = context is null ? options?.Tags : context.Tags;
+                CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, tags, took);
+                await _publisher.PublishLoadedAsync(key, flight.Ticket, item, policy, lifetimes, flags).ConfigureAwait(false);
+            }
+
+            flight.Complete(value);
+        }
+        finally
+        {
+            if (loading is { IsCompleted: false })
+            {
+                // The flight already answered (hard timeout without background completion), but the loader still runs:
+                // it keeps the key's loader slot until it ends, so no second loader starts beside it.
+                await AwaitQuietly(loading).ConfigureAwait(false);
+            }
+
+            Flights.ExitLoader(flight);
+        }
+    }
+
+    /// <summary>A flight replaced before its loader started takes the key's current flight's result, starting that flight if none runs.</summary>
+    private async Task FollowCurrentAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, Policy policy)
+    {
+        string key = flight.Key;
+        Ticket ticket = _versions.Capture(key, _settings.NowTicks);
+        Flight<string, T>? current = Flights.JoinOrStart<T>(key, ticket, flight.MayBeTagged, cancellable: false, out bool started, out Flight<string>? other)
+            ?? throw _settings.TypeMismatch(key, other!.ValueType, typeof(T));
+        if (started)
+        {
+            current.Run = RunAsync(current, state, loader, options, policy, hint: null, refreshOf: null);
+        }
+
+        flight.Complete(await current.WaitAsync(CancellationToken.None).ConfigureAwait(false));
+    }
+
+    /// <summary>Makes the item a loaded value is stored as: created when its work started (so a tag invalidated meanwhile wins).</summary>
+    private CacheItem<T> NewItem<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took)
+    {
+        long now = _settings.NowTicks;
+        return new CacheItem<T>(value, Math.Min(ticket.StartedTicks, now), now + lifetimes.DistributedFor(value is null).Ticks, tags is { Count: > 0 } ? [.. tags] : null, took.Ticks);
+    }
+
+    /// <summary>Hands a stale value to the flight's callers and re-arms it in L1 for the throttle, so a failing source is not hammered.</summary>
+    private void ServeStale<T>(Flight<string, T> flight, CacheItem<T> stale, in Policy policy, CacheEntryFlags flags, string reason, Exception? error)
+    {
+        StaleServed(flight.Key, reason, error);
+        _publisher.PublishLocal(flight.Key, flight.Ticket, stale, policy, policy.FailSafeThrottle, flags, rearm: true);
+        flight.Complete(stale.Value);
+    }
+
+    private void StaleServed(string key, string reason, Exception? error)
+    {
+        _metrics.StaleServed(reason);
+        string logKey = _settings.LogKey(key);
+        Log.StaleValueServed(_logger, _settings.Name, logKey, reason, error);
+    }
+
+    /// <summary>The flight's stale stand-in, if it is still allowed: within its fail-safe window and not invalidated by a tag since.</summary>
+    private CacheItem<T>? UsableStale<T>(Flight<string, T> flight) =>
+        flight.Stale is { } stale && _tags.Allows(stale.Tags, stale.CreatedTicks) ? stale : null;
+
+    private TimeoutException HardTimeout(string key, in Policy policy) =>
+        new($"The loader for {_settings.KeyPhrase(key)} did not complete within LoaderHardTimeout ({policy.HardTimeout}).");
+
+    /// <summary>Waits for a flight's outcome within this caller's own soft and hard timeouts (measured from this call).</summary>
+    private ValueTask<T> WaitAsync<T>(Flight<string, T> flight, in Policy policy, CancellationToken cancellationToken)
+    {
+        bool callerHard = policy.HardTimeout is not null && _settings.AllowBackgroundCompletion;
+        return policy.SoftTimeout is null && !callerHard
+            ? new ValueTask<T>(flight.WaitAsync(cancellationToken))
+            : WaitWithTimeoutsAsync(flight, policy, callerHard, cancellationToken);
+    }
+
+    private async ValueTask<T> WaitWithTimeoutsAsync<T>(Flight<string, T> flight, Policy policy, bool callerHard, CancellationToken cancellationToken)
+    {
+        long started = _settings.Time.GetTimestamp();
+        Task<T> result = flight.WaitAsync(cancellationToken);
+        if (policy.SoftTimeout is { } soft && (policy.HardTimeout is not { } limit || soft < limit) && !result.IsCompleted)
+        {
+            await CompletesWithinAsync(result, soft).ConfigureAwait(false);
+            if (!result.IsCompleted && UsableStale(flight) is { } stale)
+            {
+                StaleServed(flight.Key, "soft_timeout", null);
+                TrackInBackground(flight);
+                return stale.Value;
+            }
+        }
+
+        if (callerHard && !result.IsCompleted)
+        {
+            TimeSpan left = policy.HardTimeout!.Value - _settings.Time.GetElapsedTime(started);
+            if (left > TimeSpan.Zero)
+            {
+                await CompletesWithinAsync(result, left).ConfigureAwait(false);
+            }
+
+            if (!result.IsCompleted)
+            {
+                // This caller stops waiting; the load goes on for the cache's sake, and later callers join it.
+                if (Interlocked.Exchange(ref flight.TimedOut, 1) == 0)
+                {
+                    _metrics.LoaderTimeout();
+                }
+
+                TrackInBackground(flight);
+                if (policy.FailSafe && UsableStale(flight) is { } stale)
+                {
+                    StaleServed(flight.Key, "hard_timeout", null);
+                    return stale.Value;
+                }
+
+                throw HardTimeout(flight.Key, policy);
+            }
+        }
+
+        return await result.ConfigureAwait(false);
+    }
+
+    /// <summary>Waits until <paramref name="task"/> completes or <paramref name="timeout"/> passes on the injected clock; never throws.</summary>
+    private Task CompletesWithinAsync(Task task, TimeSpan timeout) => AwaitQuietly(task.WaitAsync(timeout, _settings.Time));
+
+    private static async Task AwaitQuietly(Task task)
+    {
+        await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _ = task.Exception; // observed: a timeout here is an answer, not an error
+    }
+}
