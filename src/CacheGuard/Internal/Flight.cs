@@ -1,0 +1,181 @@
+using System.Diagnostics;
+
+namespace CacheGuard.Internal;
+
+/// <summary>Where a flight is in its life: the one state every rule about joining and completing reads.</summary>
+internal enum FlightState
+{
+    /// <summary>Running: joinable while current.</summary>
+    Running,
+
+    /// <summary>Every waiter cancelled: its work is cancelled and nobody joins it, but it has not completed yet.</summary>
+    Abandoned,
+
+    /// <summary>Completed with a value.</summary>
+    Succeeded,
+
+    /// <summary>Completed with an exception.</summary>
+    Failed,
+}
+
+/// <summary>Where a flight is with its loader, for the one-loader-per-key rule.</summary>
+internal enum LoaderStage
+{
+    NotStarted,
+    Running,
+    Finished,
+}
+
+/// <summary>One execution in flight for a key: the bookkeeping part, independent of the value type.</summary>
+internal abstract class Flight<TKey>
+    where TKey : notnull
+{
+    protected Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+    {
+        Table = table;
+        Key = key;
+        Ticket = ticket;
+        MayBeTagged = mayBeTagged;
+        Waiters = 1;
+        Pinned = !cancellable;
+
+        // A leader that cannot cancel pins the flight, so the work can never be cancelled by its waiters: no source needed.
+        WorkCancellation = cancellable ? new CancellationTokenSource() : null;
+    }
+
+    public FlightTable<TKey> Table { get; }
+
+    public TKey Key { get; }
+
+    /// <summary>Gets the versions the flight's work started from.</summary>
+    public Ticket Ticket { get; }
+
+    /// <summary>Gets whether the flight's result may carry tags (so a tag invalidation stops later callers from joining it).</summary>
+    public bool MayBeTagged { get; }
+
+    /// <summary>Gets the token handed to the work: cancelled only when every waiter has cancelled.</summary>
+    public CancellationToken WorkToken => WorkCancellation?.Token ?? CancellationToken.None;
+
+    internal CancellationTokenSource? WorkCancellation { get; }
+
+    internal FlightState State; // guarded
+
+    internal LoaderStage Loader; // guarded
+
+    internal Flight<TKey>? Predecessor; // guarded: the replaced flight whose loader must finish before this one's starts
+
+    internal TaskCompletionSource? LoaderFinished; // guarded: created by a successor that waits for this flight's loader
+
+    internal int Waiters; // guarded: callers that joined, the leader included
+
+    internal int Cancelled; // guarded: waiters whose token fired
+
+    internal bool Pinned; // guarded: a waiter that cannot cancel joined, so the work is never cancelled
+
+    /// <summary>The task running the flight's stages, once it went asynchronous (so it can be tracked as background work).</summary>
+    internal Task? Run;
+
+    /// <summary>1 once the flight's run is tracked as background work (its callers stopped waiting).</summary>
+    internal int Backgrounded;
+
+    /// <summary>1 once a caller's hard timeout was counted for this flight.</summary>
+    internal int TimedOut;
+
+    /// <summary>Gets the type of value this flight produces.</summary>
+    public abstract Type ValueType { get; }
+
+    /// <summary>Gets whether at least one caller joined the leader (Go's <c>shared</c>). Final once the flight is done.</summary>
+    public bool Shared => Volatile.Read(ref Waiters) > 1;
+}
+
+/// <summary>One execution in flight for a key, producing a <typeparamref name="T"/>.</summary>
+internal sealed class Flight<TKey, T> : Flight<TKey>
+    where TKey : notnull
+{
+    public Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+        : base(table, key, ticket, mayBeTagged, cancellable)
+    {
+    }
+
+    internal T? Value; // guarded until completed, then immutable
+
+    internal Exception? Error; // guarded until completed, then immutable
+
+    /// <summary>Created on demand, under the lock, by the first caller that must wait: an uncontended flight that completes synchronously never allocates one.</summary>
+    internal TaskCompletionSource<T>? Completion; // guarded
+
+    /// <summary>Gets or sets the stale value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
+    public CacheItem<T>? Stale { get; set; }
+
+    public override Type ValueType => typeof(T);
+
+    public void Complete(T value) => Table.Complete(this, value, null);
+
+    public void Fail(Exception error) => Table.Complete(this, default, error);
+
+    /// <summary>Completes the flight with the outcome of a finished task.</summary>
+    public void Complete(Task<T> finished)
+    {
+        Debug.Assert(finished.IsCompleted, "Only a finished task has an outcome.");
+        if (finished.IsCompletedSuccessfully)
+        {
+            Complete(finished.Result);
+        }
+        else
+        {
+            Fail(ExtractError(finished));
+        }
+    }
+
+    /// <summary>
+    /// Waits for the flight's outcome. A caller whose token cannot be cancelled gets the one task every such caller
+    /// shares (no allocation per caller); a cancellable caller gets its own wait, which counts towards abandoning the work.
+    /// </summary>
+    public Task<T> WaitAsync(CancellationToken cancellationToken)
+    {
+        Task<T> task = Table.GetTask(this);
+        if (!cancellationToken.CanBeCanceled || task.IsCompleted)
+        {
+            return task;
+        }
+
+        return WaitCancellableAsync(this, task, cancellationToken);
+
+        static async Task<T> WaitCancellableAsync(Flight<TKey, T> flight, Task<T> task, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !task.IsCompleted)
+            {
+                // Counted where the waiter observes its own cancellation: a separate token registration could be
+                // disposed by this very continuation before its callback ran.
+                flight.Table.WaiterCancelled(flight);
+                throw;
+            }
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1031", Justification = "Never thrown here: extracted to be rethrown to every waiter.")]
+    internal static Exception ExtractError(Task task)
+    {
+        if (task.IsCanceled)
+        {
+            // Recover the token the work was cancelled with, so waiters see a faithful OperationCanceledException.
+            try
+            {
+                task.GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException oce)
+            {
+                return oce;
+            }
+
+            return new TaskCanceledException(task);
+        }
+
+        AggregateException aggregate = task.Exception!;
+        return aggregate.InnerExceptions.Count == 1 ? aggregate.InnerExceptions[0] : aggregate;
+    }
+}
