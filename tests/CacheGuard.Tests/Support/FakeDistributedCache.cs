@@ -51,6 +51,9 @@ public sealed class FakeDistributedCache(FakeTimeProvider? time = null) : IDistr
 
     public void PutRaw(string key, byte[] value) => _entries[key] = (value, null);
 
+    /// <summary>Removes an entry without counting a call (as another client of the same server would).</summary>
+    public void RemoveRaw(string key) => _entries.TryRemove(key, out _);
+
     public byte[]? Get(string key) => throw new NotSupportedException("CacheGuard must use the async API.");
 
     /// <summary>When set, every read waits for this gate before answering.</summary>
