@@ -62,16 +62,8 @@ public sealed class CacheEntryOptions
 
     internal void Validate()
     {
-        if (Expiration is { } e && e <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Expiration), e, "CacheEntryOptions.Expiration must be greater than zero.");
-        }
-
-        if (LocalExpiration is { } l && l <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(LocalExpiration), l, "CacheEntryOptions.LocalExpiration must be greater than zero.");
-        }
-
+        ValidatePositive(Expiration, nameof(Expiration));
+        ValidatePositive(LocalExpiration, nameof(LocalExpiration));
         if (JitterRatio is { } j && !(j >= 0 && j <= 1))
         {
             throw new ArgumentOutOfRangeException(nameof(JitterRatio), j, "CacheEntryOptions.JitterRatio must be between 0 and 1.");
@@ -89,11 +81,14 @@ public sealed class CacheEntryOptions
         ValidateTags(Tags, nameof(Tags));
     }
 
-    private static void ValidatePositive(TimeSpan? value, string name)
+    private static void ValidatePositive(TimeSpan? value, string name) => ValidateLifetime(value, "CacheEntryOptions", name);
+
+    /// <summary>Rejects a lifetime or timeout that is not positive or longer than any cache accepts, naming the option and the limit.</summary>
+    internal static void ValidateLifetime(TimeSpan? value, string owner, string name)
     {
-        if (value is { } v && v <= TimeSpan.Zero)
+        if (value is { } v && (v <= TimeSpan.Zero || v > Internal.CoalescingCacheOptionsValidator.MaxLifetime))
         {
-            throw new ArgumentOutOfRangeException(name, v, $"CacheEntryOptions.{name} must be greater than zero.");
+            throw new ArgumentOutOfRangeException(name, v, $"{owner}.{name} must be greater than zero and at most {Internal.CoalescingCacheOptionsValidator.MaxLifetime.TotalDays} days (was {v}).");
         }
     }
 

@@ -43,7 +43,7 @@ public sealed class LoadContext<T>
 
     /// <summary>Gets or sets the L2 lifetime of the result, before jitter.</summary>
     /// <value>Starts as the call's <see cref="CacheEntryOptions.Expiration"/>; <see langword="null"/> means the cache default.</value>
-    /// <exception cref="ArgumentOutOfRangeException">The value is not greater than zero.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not greater than zero, or longer than 3650 days.</exception>
     public TimeSpan? Expiration
     {
         get => _expiration;
@@ -52,7 +52,7 @@ public sealed class LoadContext<T>
 
     /// <summary>Gets or sets the L1 lifetime of the result, before jitter.</summary>
     /// <value>Starts as the call's <see cref="CacheEntryOptions.LocalExpiration"/>; <see langword="null"/> means the cache default.</value>
-    /// <exception cref="ArgumentOutOfRangeException">The value is not greater than zero.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not greater than zero, or longer than 3650 days.</exception>
     public TimeSpan? LocalExpiration
     {
         get => _localExpiration;
@@ -98,8 +98,9 @@ public sealed class LoadContext<T>
         return StaleValue!;
     }
 
-    private static TimeSpan? Positive(TimeSpan? value, string name) =>
-        value is { } v && v <= TimeSpan.Zero
-            ? throw new ArgumentOutOfRangeException(name, v, $"LoadContext.{name} must be greater than zero.")
-            : value;
+    private static TimeSpan? Positive(TimeSpan? value, string name)
+    {
+        CacheEntryOptions.ValidateLifetime(value, "LoadContext", name);
+        return value;
+    }
 }

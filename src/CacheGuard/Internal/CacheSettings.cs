@@ -144,6 +144,12 @@ internal sealed class CacheSettings
     }
 
     public static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>
+    /// A timeout a timer can arm: timers take at most about 49.7 days, so a longer one (valid for a lifetime or loader
+    /// timeout, which may be 3650 days) becomes "no timeout", which is what waiting that long means.
+    /// </summary>
+    public static TimeSpan Armable(TimeSpan timeout) => timeout.TotalMilliseconds < uint.MaxValue - 1 ? timeout : Timeout.InfiniteTimeSpan;
 }
 
 /// <summary>The jittered lifetimes of one write.</summary>

@@ -145,6 +145,11 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
         if (key is not null && !loader.IsNull && (options is null || (options.Flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
             && _l1.TryGet(key, out found))
         {
+            if (_tags.AllStale)
+            {
+                return AfterAllCheckAsync(this, key, state, loader, options, cancellationToken);
+            }
+
             if (found is not CacheItem<T> item)
             {
                 if (L1Slot.TryPlain(found!, out T value))
@@ -178,6 +183,13 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
         }
 
         return _misses.GetOrLoadAsync(key!, state, loader, options, found, cancellationToken);
+
+        // Once per TagCheckInterval (with an L2): re-read the "*" stamp before serving from L1, then decide as usual.
+        static async ValueTask<T> AfterAllCheckAsync(DefaultCoalescingCache self, string key, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CancellationToken cancellationToken)
+        {
+            await self._tags.RefreshAsync(null).ConfigureAwait(false);
+            return await self.GetOrLoadCore(key, state, loader, options, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public ValueTask<IReadOnlyDictionary<string, T>> GetOrLoadManyAsync<T>(IEnumerable<string> keys, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
@@ -193,6 +205,11 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
     {
         if (key is not null && _l1.TryGet(key, out object? found))
         {
+            if (_tags.AllStale)
+            {
+                return AfterAllCheckAsync(this, key, cancellationToken);
+            }
+
             if (found is CacheItem<T> item ? _hits.Check(item, allowRefresh: false) == HitDecision.Serve : L1Slot.TryPlain<T>(found!, out _))
             {
                 if (_metrics.Hits.Enabled)
@@ -205,6 +222,12 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
         }
 
         return _misses.LookupAsync<T>(key!, CacheEntryFlags.None, cancellationToken);
+
+        static async ValueTask<CacheLookup<T>> AfterAllCheckAsync(DefaultCoalescingCache self, string key, CancellationToken cancellationToken)
+        {
+            await self._tags.RefreshAsync(null).ConfigureAwait(false);
+            return await self.TryGetAsync<T>(key, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public ValueTask SetAsync<T>(string key, T value, CacheEntryOptions? options = null, CancellationToken cancellationToken = default)
@@ -241,6 +264,7 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
     public void Dispose()
     {
         _backplaneSubscription?.Dispose();
+        _tags.Dispose();
         _l2?.Dispose();
         _l1.Dispose();
         _metrics.Dispose();

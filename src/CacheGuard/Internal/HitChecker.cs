@@ -11,6 +11,11 @@ internal sealed class HitChecker(CacheSettings settings, TagIndex tags)
             return HitDecision.Expired;
         }
 
+        if (tags.AllStale)
+        {
+            return HitDecision.Unsure; // what this node knows of "*" is older than the check interval
+        }
+
         TagVerdict verdict = item.Tags is { } itemTags
             ? tags.CheckHit(itemTags, item.CreatedTicks, now)
             : tags.Allows(null, item.CreatedTicks) ? TagVerdict.Allowed : TagVerdict.Invalid;

@@ -85,7 +85,7 @@ internal sealed partial class MissPipeline
         {
             loaded = (abandon is null || loading.IsCompleted
                 ? await loading.ConfigureAwait(false)
-                : await loading.WaitAsync(policy.HardTimeout!.Value, _settings.Time).ConfigureAwait(false))
+                : await loading.WaitAsync(CacheSettings.Armable(policy.HardTimeout!.Value), _settings.Time).ConfigureAwait(false))
                 ?? throw new InvalidOperationException("The batch loader returned a null dictionary.");
         }
         catch (TimeoutException) when (abandon is not null && !loading.IsCompleted)

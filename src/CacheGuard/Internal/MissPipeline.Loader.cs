@@ -52,7 +52,7 @@ internal sealed partial class MissPipeline
             {
                 value = abandon is null || loading.IsCompleted
                     ? await loading.ConfigureAwait(false)
-                    : await loading.WaitAsync(policy.HardTimeout!.Value, _settings.Time).ConfigureAwait(false);
+                    : await loading.WaitAsync(CacheSettings.Armable(policy.HardTimeout!.Value), _settings.Time).ConfigureAwait(false);
             }
             catch (TimeoutException) when (abandon is not null && !loading.IsCompleted)
             {
@@ -229,7 +229,7 @@ internal sealed partial class MissPipeline
     }
 
     /// <summary>Waits until <paramref name="task"/> completes or <paramref name="timeout"/> passes on the injected clock; never throws.</summary>
-    private Task CompletesWithinAsync(Task task, TimeSpan timeout) => AwaitQuietly(task.WaitAsync(timeout, _settings.Time));
+    private Task CompletesWithinAsync(Task task, TimeSpan timeout) => AwaitQuietly(task.WaitAsync(CacheSettings.Armable(timeout), _settings.Time));
 
     private static async Task AwaitQuietly(Task task)
     {

@@ -208,7 +208,7 @@ internal sealed partial class MissPipeline
         HitDecision decision = _hits.Check(current, allowRefresh: false);
         if (decision == HitDecision.Unsure)
         {
-            await _tags.RefreshAsync(current.Tags!).ConfigureAwait(false);
+            await _tags.RefreshAsync(current.Tags).ConfigureAwait(false);
             decision = _hits.Check(current, allowRefresh: false);
         }
 

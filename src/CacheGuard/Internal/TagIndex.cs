@@ -9,12 +9,13 @@ namespace CacheGuard.Internal;
 /// </summary>
 /// <remarks>
 /// Other nodes learn of an invalidation from the backplane, or by re-reading a tag's stamp from L2 at most once per
-/// <see cref="CoalescingCacheOptions.TagCheckInterval"/>; the <c>"*"</c> stamp is re-read the same way whenever an entry
-/// is read from L2, so without a backplane no node serves an L2 entry created before it for longer than the interval. What a node knows of a tag is forgotten once no entry it could
+/// <see cref="CoalescingCacheOptions.TagCheckInterval"/>; the <c>"*"</c> stamp is re-read the same way, when an entry is read
+/// from L2 or hit in L1 after the interval passed (a timer marks it old; hits check one flag), so without a backplane no
+/// node serves an entry created before it, from either level, for longer than the interval. What a node knows of a tag is forgotten once no entry it could
 /// invalidate can still be alive (older than the longest lifetime written plus the fail-safe window) and its last check
 /// is older than the interval, so the index stays bounded however many tags come and go.
 /// </remarks>
-internal sealed class TagIndex
+internal sealed class TagIndex : IDisposable
 {
     /// <summary>The tag every entry carries implicitly: <c>RemoveByTagAsync("*")</c> invalidates everything, as in HybridCache.</summary>
     public const string AllTag = "*";
@@ -27,6 +28,8 @@ internal sealed class TagIndex
     private readonly ConcurrentDictionary<string, TagState> _tags = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Task> _reads = new(StringComparer.Ordinal);
     private readonly TagState _all = new();
+    private readonly ITimer? _allTimer;
+    private volatile bool _allStale; // set every TagCheckInterval; cleared when the "*" stamp is re-read
     private long _lastAllStamp = long.MinValue;
     private long _horizonTicks; // the longest lifetime (plus fail-safe window) written so far
     private int _addedSincePrune;
@@ -37,7 +40,16 @@ internal sealed class TagIndex
         _l2 = l2;
         _onRemoteInvalidateAll = onRemoteInvalidateAll;
         _horizonTicks = settings.DefaultExpiration.Ticks;
+        if (l2 is not null)
+        {
+            // Marks what this node knows of "*" as old, without calling L2: the next hit re-reads it, so another node's
+            // RemoveByTagAsync("*") reaches this node's L1 within the interval even without a backplane.
+            _allTimer = settings.Time.CreateTimer(static s => ((TagIndex)s!)._allStale = true, this, settings.TagCheckInterval, settings.TagCheckInterval);
+        }
     }
+
+    /// <summary>Gets whether what this node knows of <c>"*"</c> is older than the check interval: hits must re-read it first.</summary>
+    public bool AllStale => _allStale;
 
     /// <summary>Gets how many tags this node holds knowledge of: a test hook.</summary>
     public int Count => _tags.Count;
@@ -115,21 +127,16 @@ internal sealed class TagIndex
     /// </summary>
     public async ValueTask<bool> SurvivesAsync(CacheItem item)
     {
-        if (_l2 is not null && _settings.NowTicks - _all.CheckedTicks >= _settings.TagCheckInterval.Ticks)
-        {
-            await RefreshAllAsync().ConfigureAwait(false);
-        }
-
-        if (item.Tags is { } tags)
-        {
-            await RefreshAsync(tags).ConfigureAwait(false);
-        }
+        await RefreshAsync(item.Tags).ConfigureAwait(false);
 
         return Allows(item.Tags, item.CreatedTicks);
     }
 
-    /// <summary>Brings this node's knowledge of <paramref name="tags"/> up to date from L2: at most one read per tag at a time.</summary>
-    public async ValueTask RefreshAsync(string[] tags)
+    /// <summary>
+    /// Brings this node's knowledge of <paramref name="tags"/>, and of <c>"*"</c>, up to date from L2 where it is older than
+    /// the check interval: at most one read per tag at a time.
+    /// </summary>
+    public async ValueTask RefreshAsync(string[]? tags)
     {
         if (_l2 is null)
         {
@@ -137,6 +144,16 @@ internal sealed class TagIndex
         }
 
         long now = _settings.NowTicks;
+        if (_allStale || now - _all.CheckedTicks >= _settings.TagCheckInterval.Ticks)
+        {
+            await RefreshAllAsync().ConfigureAwait(false);
+        }
+
+        if (tags is null)
+        {
+            return;
+        }
+
         foreach (string tag in tags)
         {
             if (_tags.TryGetValue(tag, out TagState? known) && now - known.CheckedTicks < _settings.TagCheckInterval.Ticks)
@@ -184,6 +201,8 @@ internal sealed class TagIndex
     public ValueTask WriteStampAsync(string tag, long nowTicks, CancellationToken cancellationToken) =>
         _l2 is null ? ValueTask.CompletedTask : _l2.WriteStampAsync(_settings.Keys.TagStamp(tag), nowTicks, cancellationToken);
 
+    public void Dispose() => _allTimer?.Dispose();
+
     /// <summary>
     /// Re-reads the <c>"*"</c> stamp (one read at a time): a newer one than this node has seen means another node
     /// invalidated everything, so everything created here up to now goes (the writer's clock is not ours: too much is never wrong).
@@ -204,13 +223,17 @@ internal sealed class TagIndex
             long now = _settings.NowTicks;
             if (stamp is { } invalidated && invalidated > Interlocked.Exchange(ref _lastAllStamp, invalidated) && invalidated > _all.InvalidatedTicks)
             {
-                _all.Record(Math.Max(invalidated, now), now);
+                // Everything created here before now goes (the writer's clock is not ours: too much is never wrong); work
+                // that starts from this moment on, after the stamp, is not touched.
+                _all.Record(Math.Max(invalidated, now - 1), now);
                 _onRemoteInvalidateAll();
             }
             else
             {
                 _all.Record(long.MinValue, now);
             }
+
+            _allStale = false;
         }
         finally
         {
