@@ -38,7 +38,7 @@ bool runBdn = benchmarkTypes
 
 Console.WriteLine($"// CacheGuard benchmarks ({(quick ? "quick: a smoke test, the timings mean little" : "full")}); {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
 long started = Stopwatch.GetTimestamp();
-var results = new SuiteResults { Quick = quick };
+var results = new SuiteResults { Quick = quick, Filtered = filtered };
 if (runBdn)
 {
     results.Summaries.AddRange(BenchmarkSwitcher.FromTypes(benchmarkTypes).Run([.. bdnArgs], SuiteConfig.Create(quick)));

@@ -16,7 +16,7 @@ internal static class Report
     public static string Render(SuiteResults r)
     {
         var md = new StringBuilder();
-        md.AppendLine(Inv, $"_{(r.Quick ? "`--quick` smoke run: tiny counts, the timings mean nothing" : "Full run")}; {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}; load average at the end {LoadAverage()}; the run took {r.Elapsed.TotalMinutes:0.0} min._");
+        md.AppendLine(Inv, $"_{(r.Quick ? "`--quick` smoke run: tiny counts, the timings mean nothing" : "Full run")}{(r.Filtered ? " of the parts and rows `--filter` selected" : string.Empty)}; {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}; load average at the end {LoadAverage()}; the run took {r.Elapsed.TotalMinutes:0.0} min._");
         md.AppendLine();
         md.AppendLine("### Settings");
         md.AppendLine();

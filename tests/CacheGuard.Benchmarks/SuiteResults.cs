@@ -7,6 +7,9 @@ internal sealed class SuiteResults
 {
     public required bool Quick { get; init; }
 
+    /// <summary>Whether <c>--filter</c> left parts or rows out.</summary>
+    public required bool Filtered { get; init; }
+
     public List<Summary> Summaries { get; } = [];
 
     /// <summary>For each L1-hit benchmark method, whether it returns the cached instance.</summary>
