@@ -1,104 +1,181 @@
-using System.Diagnostics.Metrics;
 using BenchmarkDotNet.Attributes;
+using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.DependencyInjection;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace CacheGuard.Benchmarks;
 
 /// <summary>
-/// Item 1, the L1 hit: one key, already cached, read again and again. The baselines are what every .NET user has:
-/// <see cref="IMemoryCache"/> read directly, and its <c>GetOrCreateAsync</c> extension. Every benchmark returns the
-/// same <see cref="Product"/> instance; <see cref="Setup"/> checks that, so no variant copies or deserializes.
+/// The L1 hit: one key per value type, already cached, read again and again through each library's read-through call
+/// (CacheGuard <c>GetOrLoadAsync</c>, HybridCache <c>GetOrCreateAsync</c>, FusionCache <c>GetOrSetAsync</c>), each
+/// resolved from its own service provider as an application gets it. The raw rows are
+/// <see cref="MemoryCache.TryGetValue"/> of the same type. Value types: a sealed mutable class (<see cref="Product"/>),
+/// an immutable record (<see cref="ProductRecord"/>) and a <see cref="string"/> for every library, and for CacheGuard
+/// also a plain <see cref="object"/> and a struct (<see cref="StockLevel"/>).
 /// </summary>
+/// <remarks>
+/// Method names are <c>{Library}_{Type}</c>: the report reads them. Whether a row returns the cached instance is
+/// checked by <see cref="CheckInstances"/>, which the host process runs (BenchmarkDotNet measures in a child
+/// process).
+/// </remarks>
 [MemoryDiagnoser]
 public class L1HitBenchmarks
 {
-    private const string Key = "product:42";
+    private static readonly Product ProductValue = Product.Create(42);
+    private static readonly ProductRecord RecordValue = ProductRecord.Create(42);
+    private static readonly string StringValue = "product 42: " + new string('x', 40);
+    private static readonly object ObjectValue = new();
+    private static readonly StockLevel StructValue = new(42, 7, 3);
 
-    private ServiceProvider _services = null!;
-    private ICoalescingCache _cache = null!;
-    private ServiceProvider _observedServices = null!;
-    private ICoalescingCache _observedCache = null!;
-    private ScopedMeterFactory _meters = null!;
-    private MeterListener _listener = null!;
-    private long _observedMeasurements;
     private MemoryCache _memory = null!;
-    private Product _value = null!;
+    private ServiceProvider _cacheGuardServices = null!;
+    private ServiceProvider _hybridServices = null!;
+    private ServiceProvider _fusionServices = null!;
+    private ICoalescingCache _cacheGuard = null!;
+    private HybridCache _hybrid = null!;
+    private IFusionCache _fusion = null!;
+
+    /// <summary>The types measured, in the report's order.</summary>
+    public static readonly string[] Types = ["Product", "Record", "String", "Object", "Struct"];
 
     [GlobalSetup]
     public void Setup()
     {
-        _value = Product.Create(42);
-
         _memory = new MemoryCache(new MemoryCacheOptions());
-        _memory.Set(Key, _value, TimeSpan.FromHours(1));
+        _memory.Set("product", ProductValue, Peers.L1Expiration);
+        _memory.Set("record", RecordValue, Peers.L1Expiration);
+        _memory.Set("string", StringValue, Peers.L1Expiration);
+        _memory.Set("object", ObjectValue, Peers.L1Expiration);
+        _memory.Set("struct", StructValue, Peers.L1Expiration);
 
-        // Resolved from DI, as an application gets it.
-        _services = new ServiceCollection().AddCoalescingCache().Services.BuildServiceProvider();
-        _cache = _services.GetRequiredService<ICoalescingCache>();
-        Product loaded = _cache.GetOrLoadAsync(Key, this, static (self, _) => Task.FromResult(self._value)).AsTask().GetAwaiter().GetResult();
+        _cacheGuardServices = Peers.CacheGuard();
+        _hybridServices = Peers.Hybrid();
+        _fusionServices = Peers.Fusion();
+        _cacheGuard = _cacheGuardServices.GetRequiredService<ICoalescingCache>();
+        _hybrid = _hybridServices.GetRequiredService<HybridCache>();
+        _fusion = _fusionServices.GetRequiredService<IFusionCache>();
 
-        // The same, with a listener on CacheGuard's meter (as OpenTelemetry metrics would add): the hit counter is live.
-        _meters = new ScopedMeterFactory();
-        _observedServices = new ServiceCollection().AddSingleton<IMeterFactory>(_meters).AddCoalescingCache().Services.BuildServiceProvider();
-        _observedCache = _observedServices.GetRequiredService<ICoalescingCache>();
-        _observedCache.GetOrLoadAsync(Key, this, static (self, _) => Task.FromResult(self._value)).AsTask().GetAwaiter().GetResult();
-        _listener = new MeterListener
+        // The first call of each is the miss that caches the value; every measured call after it is an L1 hit.
+        foreach (Func<object?> call in Calls())
         {
-            InstrumentPublished = (instrument, listener) =>
-            {
-                if (ReferenceEquals(instrument.Meter.Scope, _meters))
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => _observedMeasurements += value);
-        _listener.Start();
-
-        Check(ReferenceEquals(loaded, _value), "the loader's instance is the one cached");
-        Check(ReferenceEquals(MemoryCacheTryGetValue(), _value), "IMemoryCache.TryGetValue returns the instance");
-        Check(ReferenceEquals(MemoryCacheGetOrCreateAsync(), _value), "IMemoryCache.GetOrCreateAsync returns the instance");
-        Check(ReferenceEquals(CacheGuardPlain(), _value), "GetOrLoadAsync returns the cached instance");
-        Check(ReferenceEquals(CacheGuardState(), _value), "GetOrLoadAsync (state) returns the cached instance");
-        Check(ReferenceEquals(CacheGuardStateWithMetricsListener(), _value), "GetOrLoadAsync (state, metrics on) returns the cached instance");
-        Check(_observedMeasurements == 1, "the listener sees the observed cache's hit, and only that");
+            _ = call();
+        }
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _listener.Dispose();
-        _services.Dispose();
-        _observedServices.Dispose();
-        _meters.Dispose();
+        _cacheGuardServices.Dispose();
+        _hybridServices.Dispose();
+        _fusionServices.Dispose();
         _memory.Dispose();
     }
 
-    [Benchmark(Baseline = true, Description = "IMemoryCache.TryGetValue (raw)")]
-    public Product? MemoryCacheTryGetValue() => _memory.TryGetValue(Key, out Product? value) ? value : null;
+    [Benchmark(Baseline = true)]
+    public Product? Raw_Product() => _memory.TryGetValue("product", out Product? value) ? value : null;
 
-    [Benchmark(Description = "IMemoryCache.GetOrCreateAsync (raw)")]
-    public Product? MemoryCacheGetOrCreateAsync() =>
-        _memory.GetOrCreateAsync(Key, static _ => Task.FromResult(Product.Create(42))).GetAwaiter().GetResult();
+    [Benchmark]
+    public ProductRecord? Raw_Record() => _memory.TryGetValue("record", out ProductRecord? value) ? value : null;
 
-    [Benchmark(Description = "CacheGuard GetOrLoadAsync")]
-    public Product CacheGuardPlain() =>
-        _cache.GetOrLoadAsync(Key, static _ => Task.FromResult(Product.Create(42))).GetAwaiter().GetResult();
+    [Benchmark]
+    public string? Raw_String() => _memory.TryGetValue("string", out string? value) ? value : null;
 
-    [Benchmark(Description = "CacheGuard GetOrLoadAsync (state)")]
-    public Product CacheGuardState() =>
-        _cache.GetOrLoadAsync(Key, 42, static (id, _) => Task.FromResult(Product.Create(id))).GetAwaiter().GetResult();
+    [Benchmark]
+    public object? Raw_Object() => _memory.TryGetValue("object", out object? value) ? value : null;
 
-    [Benchmark(Description = "CacheGuard GetOrLoadAsync (state, metrics listener on)")]
-    public Product CacheGuardStateWithMetricsListener() =>
-        _observedCache.GetOrLoadAsync(Key, 42, static (id, _) => Task.FromResult(Product.Create(id))).GetAwaiter().GetResult();
+    [Benchmark]
+    public StockLevel Raw_Struct() => _memory.TryGetValue("struct", out StockLevel value) ? value : default;
 
-    private static void Check(bool condition, string what)
+    [Benchmark]
+    public Product CacheGuard_Product() =>
+        _cacheGuard.GetOrLoadAsync("product", 0, static (_, _) => Task.FromResult(ProductValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public ProductRecord CacheGuard_Record() =>
+        _cacheGuard.GetOrLoadAsync("record", 0, static (_, _) => Task.FromResult(RecordValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public string CacheGuard_String() =>
+        _cacheGuard.GetOrLoadAsync("string", 0, static (_, _) => Task.FromResult(StringValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public object CacheGuard_Object() =>
+        _cacheGuard.GetOrLoadAsync("object", 0, static (_, _) => Task.FromResult(ObjectValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public StockLevel CacheGuard_Struct() =>
+        _cacheGuard.GetOrLoadAsync("struct", 0, static (_, _) => Task.FromResult(StructValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public Product HybridCache_Product() =>
+        _hybrid.GetOrCreateAsync("product", 0, static (_, _) => new ValueTask<Product>(ProductValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public ProductRecord HybridCache_Record() =>
+        _hybrid.GetOrCreateAsync("record", 0, static (_, _) => new ValueTask<ProductRecord>(RecordValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public string HybridCache_String() =>
+        _hybrid.GetOrCreateAsync("string", 0, static (_, _) => new ValueTask<string>(StringValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public Product FusionCache_Product() =>
+        _fusion.GetOrSetAsync<Product>("product", static (_, _) => Task.FromResult(ProductValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public ProductRecord FusionCache_Record() =>
+        _fusion.GetOrSetAsync<ProductRecord>("record", static (_, _) => Task.FromResult(RecordValue)).GetAwaiter().GetResult();
+
+    [Benchmark]
+    public string FusionCache_String() =>
+        _fusion.GetOrSetAsync<string>("string", static (_, _) => Task.FromResult(StringValue)).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// For each benchmark method, whether a hit returns the very instance that was cached (for the struct: an equal
+    /// value, which is all a value type can promise). Runs the setup and each call in this process.
+    /// </summary>
+    public static Dictionary<string, bool> CheckInstances()
     {
-        if (!condition)
+        var bench = new L1HitBenchmarks();
+        bench.Setup();
+        try
         {
-            throw new InvalidOperationException("Benchmark self-check failed: " + what + ".");
+            var same = new Dictionary<string, bool>(StringComparer.Ordinal);
+            foreach (System.Reflection.MethodInfo method in typeof(L1HitBenchmarks).GetMethods())
+            {
+                if (method.GetCustomAttributes(typeof(BenchmarkAttribute), inherit: false).Length == 0)
+                {
+                    continue;
+                }
+
+                object? first = method.Invoke(bench, null);
+                object? second = method.Invoke(bench, null);
+                object expected = method.Name[(method.Name.IndexOf('_', StringComparison.Ordinal) + 1)..] switch
+                {
+                    "Product" => ProductValue,
+                    "Record" => RecordValue,
+                    "String" => StringValue,
+                    "Object" => ObjectValue,
+                    _ => StructValue,
+                };
+                same[method.Name] = expected is StockLevel
+                    ? Equals(first, expected) && Equals(second, expected)
+                    : ReferenceEquals(first, expected) && ReferenceEquals(second, expected);
+            }
+
+            return same;
+        }
+        finally
+        {
+            bench.Cleanup();
         }
     }
+
+    private IEnumerable<Func<object?>> Calls() =>
+    [
+        () => CacheGuard_Product(), () => CacheGuard_Record(), () => CacheGuard_String(), () => CacheGuard_Object(), () => CacheGuard_Struct(),
+        () => HybridCache_Product(), () => HybridCache_Record(), () => HybridCache_String(),
+        () => FusionCache_Product(), () => FusionCache_Record(), () => FusionCache_String(),
+    ];
 }

@@ -31,3 +31,16 @@ public sealed class Product
         UpdatedUtc = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero),
     };
 }
+
+/// <summary>
+/// An immutable value: a sealed record marked <see cref="System.ComponentModel.ImmutableObjectAttribute"/>, which is
+/// what HybridCache's documentation asks for before it hands out the cached instance instead of a copy.
+/// </summary>
+[System.ComponentModel.ImmutableObject(true)]
+public sealed record ProductRecord(int Id, string Sku, string Name, decimal Price)
+{
+    public static ProductRecord Create(int id) => new(id, $"SKU-{id:D8}", $"Product {id}", 19.99m + id);
+}
+
+/// <summary>A small value type: a cache that boxes or copies it on a hit pays for that here.</summary>
+public readonly record struct StockLevel(int ProductId, int Available, long Version);

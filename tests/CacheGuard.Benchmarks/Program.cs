@@ -1,59 +1,81 @@
+using System.Diagnostics;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using CacheGuard.Benchmarks;
 
-// One command runs the whole suite:
+// One command runs the whole suite, CacheGuard beside HybridCache, FusionCache and raw Microsoft.Extensions.Caching:
 //   dotnet run -c Release --project tests/CacheGuard.Benchmarks
-// --quick runs every part on a short job, as a smoke test (CI); it never judges timings.
-// --filter PATTERN... selects, as BenchmarkDotNet does, by full name; the stampede is
-// "CacheGuard.Benchmarks.Stampede", the Go comparison "CacheGuard.Benchmarks.GoSingleFlight" and the Redis
-// part (needs redis-server and redis-benchmark) "CacheGuard.Benchmarks.Redis"; the miss path's allocation breakdown
-// "CacheGuard.Benchmarks.AllocationBreakdown".
+// It writes the report to BenchmarkDotNet.Artifacts/results/, and (full, unfiltered run) the charts to docs/images/
+// and the tables into docs/benchmarks.md between its generated-section markers.
+// --quick runs every part with tiny counts on a short job, as a smoke test (CI); it never judges timings and leaves
+// docs/ alone. --docs writes docs/ even from a quick or filtered run.
+// --filter PATTERN... selects by full name, as BenchmarkDotNet does: BenchmarkDotNet classes by method
+// (CacheGuard.Benchmarks.L1HitBenchmarks.*), and "CacheGuard.Benchmarks.Stampede", "CacheGuard.Benchmarks.GoSingleFlight",
+// "CacheGuard.Benchmarks.Redis.L2Hit", ".Redis.ColdBatch", ".Redis.ThreeNodes", ".Redis.Outage" (redis-server needed).
 bool quick = args.Contains("--quick");
-List<string> bdnArgs = args.Where(a => a != "--quick").ToList();
+if (quick)
+{
+    // Read here and by any process BenchmarkDotNet starts.
+    Environment.SetEnvironmentVariable(MissThroughputBenchmarks.QuickVariable, "1");
+}
+
+bool forceDocs = args.Contains("--docs");
+List<string> bdnArgs = args.Where(a => a is not "--quick" and not "--docs").ToList();
 List<string> filters = FilterValues(bdnArgs);
-if (filters.Count == 0)
+bool filtered = filters.Count > 0;
+if (!filtered)
 {
     filters.Add("*");
     bdnArgs.AddRange(["--filter", "*"]);
 }
 
-Type[] benchmarkTypes = [typeof(L1HitBenchmarks), typeof(L2HitBenchmarks), typeof(SingleFlightBenchmarks), typeof(MissThroughputBenchmarks)];
+Type[] benchmarkTypes = [typeof(L1HitBenchmarks), typeof(MissThroughputBenchmarks), typeof(SingleFlightBenchmarks)];
 bool runBdn = benchmarkTypes
     .SelectMany(t => t.GetMethods().Where(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null).Select(m => $"{t.FullName}.{m.Name}"))
     .Any(Selected);
-bool runStampede = Selected("CacheGuard.Benchmarks.Stampede");
-bool runGo = Selected("CacheGuard.Benchmarks.GoSingleFlight");
-bool runRedis = Selected("CacheGuard.Benchmarks.Redis");
-bool runBreakdown = Selected("CacheGuard.Benchmarks.AllocationBreakdown");
 
 Console.WriteLine($"// CacheGuard benchmarks ({(quick ? "quick: a smoke test, the timings mean little" : "full")}); {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
-
-var summaries = new List<Summary>();
+long started = Stopwatch.GetTimestamp();
+var results = new SuiteResults { Quick = quick, Filtered = filtered };
 if (runBdn)
 {
-    summaries.AddRange(BenchmarkSwitcher.FromTypes(benchmarkTypes).Run([.. bdnArgs], SuiteConfig.Create(quick)));
+    results.Summaries.AddRange(BenchmarkSwitcher.FromTypes(benchmarkTypes).Run([.. bdnArgs], SuiteConfig.Create(quick)));
 }
 
-List<AllocationShare>? breakdown = runBreakdown ? AllocationBreakdown.Run() : null;
-List<StampedeResult>? stampede = runStampede ? Stampede.Run(quick ? 3 : 30, Console.Out) : null;
-List<GoResult>? go = runGo ? GoSingleFlight.Run(quick, Console.Out) : null;
-List<RedisThroughput>? redis = runRedis ? await RedisSuite.RunAsync(quick, Console.Out) : null;
+if (Selected("CacheGuard.Benchmarks.L1HitBenchmarks.Raw_Product"))
+{
+    results.L1SameInstance = L1HitBenchmarks.CheckInstances();
+}
 
-string report = Report.Render(summaries, breakdown, stampede, go, redis, quick);
-Console.WriteLine();
-Console.WriteLine(report);
+Console.WriteLine($"// BenchmarkDotNet part done at {Stopwatch.GetElapsedTime(started).TotalSeconds:0} s");
+results.Stampede = Selected("CacheGuard.Benchmarks.Stampede") ? Stampede.Run(quick, Console.Out) : null;
+Console.WriteLine($"// Stampede part done at {Stopwatch.GetElapsedTime(started).TotalSeconds:0} s");
+results.Go = Selected("CacheGuard.Benchmarks.GoSingleFlight") ? GoSingleFlight.Run(quick, Console.Out) : null;
+results.Redis = RedisSuite.Parts.Any(part => Selected("CacheGuard.Benchmarks.Redis." + part))
+    ? await RedisSuite.RunAsync(quick, Selected, Console.Out)
+    : null;
+Console.WriteLine($"// Redis part done at {Stopwatch.GetElapsedTime(started).TotalSeconds:0} s");
+results.Elapsed = Stopwatch.GetElapsedTime(started);
+
+string report = Report.Render(results);
 string artifacts = Path.Combine(Directory.GetCurrentDirectory(), "BenchmarkDotNet.Artifacts", "results");
 Directory.CreateDirectory(artifacts);
 string reportPath = Path.Combine(artifacts, "CacheGuard.Benchmarks-report.md");
-File.WriteAllText(reportPath, report);
-Console.WriteLine($"// Report written to {reportPath}");
+File.WriteAllText(reportPath, "# CacheGuard benchmark report\n\n" + report);
+List<string> charts = Charts.Write(results, Path.Combine(artifacts, "images"));
+Console.WriteLine();
+Console.WriteLine(report);
+Console.WriteLine($"// Report written to {reportPath}; {charts.Count} chart(s) beside it in images/");
+
+if ((!quick && !filtered) || forceDocs)
+{
+    DocsPage.Update(report, results);
+}
 
 // Exit non-zero only when a benchmark could not run; timings never fail the run.
-List<string> failures = Report.Failures(summaries);
+List<string> failures = Report.Failures(results.Summaries);
 foreach (string failure in failures)
 {
     Console.Error.WriteLine("// FAILED: " + failure);

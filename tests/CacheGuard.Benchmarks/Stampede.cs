@@ -1,12 +1,26 @@
 using System.Diagnostics;
-using CacheGuard.Internal;
+using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace CacheGuard.Benchmarks;
 
+/// <summary>How the callers of a stampede arrive.</summary>
+internal enum StampedeMode
+{
+    /// <summary>N <c>async</c> callers, each a request handler, parked on a start gate and released together.</summary>
+    Parked,
+
+    /// <summary>One loop issues the N calls one after another, then awaits them all.</summary>
+    Loop,
+}
+
 /// <summary>One stampede measurement: <see cref="Callers"/> callers on one cold key whose loader awaits 20 ms.</summary>
 internal sealed record StampedeResult(
+    string Library,
     string Subject,
+    StampedeMode Mode,
     int Callers,
     int Rounds,
     long LoaderCallsMin,
@@ -18,44 +32,59 @@ internal sealed record StampedeResult(
     double BytesPerCaller);
 
 /// <summary>
-/// Item 3, the stampede, measured directly (BenchmarkDotNet reports one duration per operation, and this needs
-/// three numbers per run). Each round: N callers, each an <c>async</c> method as a request handler would be, are
-/// parked on a start gate; the gate opens; all N ask for one cold key; the loader awaits 20 ms. Measured per round:
-/// how often the loader ran; the time from opening the gate until the last caller has its value, minus the loader's
-/// own duration measured on the same clock ("extra"); and the bytes the whole process allocated from opening the
-/// gate until the last caller finished, divided by N. The callers' own async frames are allocated before the gate
-/// opens, so they are not counted; what is counted is everything the cache (or the naive code) allocates to serve
-/// them, plus what awaiting costs the runtime.
+/// The stampede, measured by its own runner (three numbers per round; BenchmarkDotNet reports one). Each round: N
+/// callers ask for one cold key; the loader counts its calls, awaits 20 ms and returns the value. Per round: how often
+/// the loader ran; "extra", the time from opening the gate (or starting the loop) until the last caller has its value,
+/// minus the loader's own duration measured on the same clock; and the bytes the whole process allocated meanwhile,
+/// divided by N.
 /// </summary>
 /// <remarks>
-/// The rows: a <c>Lazy&lt;Task&lt;T&gt;&gt;</c> all callers await is the floor (one task, no cache, no expiry, never
-/// cleaned up: the least any in-process coalescing can do); CacheGuard without and with a cancellable token;
-/// <see cref="SingleFlight{TKey, TValue}"/>; and the naive patterns over <see cref="IMemoryCache"/>, which run the loader
-/// about N times. The Go program runs the same shape with goroutines.
+/// <para>
+/// Parked: the callers' own <c>async</c> frames exist before the gate opens and are not counted; what is counted is
+/// what serving them costs. Loop: one loop issues all N calls and then awaits them, so every call's own allocation
+/// (its pending task, a state machine) is counted.
+/// </para>
+/// <para>
+/// The rows: a <c>Lazy&lt;Task&lt;T&gt;&gt;</c> every caller awaits is the floor (no cache at all: the least any
+/// in-process coalescing can cost); CacheGuard without and with a cancellable token; HybridCache; FusionCache;
+/// CacheGuard's <see cref="SingleFlight{TKey, TValue}"/>; and naive cache-aside over <see cref="IMemoryCache"/> (every
+/// caller checks, misses and loads), the raw baseline, which runs the loader N times.
+/// </para>
 /// </remarks>
 internal static class Stampede
 {
     public static readonly TimeSpan LoaderTime = TimeSpan.FromMilliseconds(20);
-    public static readonly int[] CallerCounts = [100, 1_000, 10_000];
 
-    public static List<StampedeResult> Run(int rounds, TextWriter log)
+    public static List<StampedeResult> Run(bool quick, TextWriter log)
     {
+        int[] callerCounts = quick ? [1_000, 10_000] : [1_000, 10_000, 50_000];
         var results = new List<StampedeResult>();
-        foreach (int n in CallerCounts)
+        foreach (StampedeMode mode in new[] { StampedeMode.Parked, StampedeMode.Loop })
         {
-            results.Add(Measure("Lazy<Task<T>> shared by all callers (floor)", n, rounds, static () => new LazyTaskTarget()));
-            results.Add(Measure("CacheGuard GetOrLoadAsync", n, rounds, static () => new CacheGuardTarget(cancellable: false)));
-            results.Add(Measure("CacheGuard GetOrLoadAsync, cancellable token", n, rounds, static () => new CacheGuardTarget(cancellable: true)));
-            results.Add(Measure("SingleFlight.DoAsync", n, rounds, static () => new SingleFlightTarget()));
-            results.Add(Measure("IMemoryCache TryGetValue, load, Set (naive)", n, rounds, static () => new CacheAsideTarget()));
-            results.Add(Measure("IMemoryCache.GetOrCreateAsync (naive)", n, rounds, static () => new GetOrCreateTarget()));
-            log.WriteLine($"// Stampede N={n}: done");
+            foreach (int n in callerCounts)
+            {
+                int rounds = quick ? 2 : n > 10_000 ? 10 : 30;
+                results.Add(Measure(Library.Raw, "Lazy<Task<T>> shared by all callers (floor)", mode, n, rounds, static () => new LazyTaskTarget()));
+                results.Add(Measure(Library.CacheGuard, "CacheGuard GetOrLoadAsync", mode, n, rounds, static () => new CacheGuardTarget(cancellable: false)));
+                results.Add(Measure(Library.CacheGuard, "CacheGuard GetOrLoadAsync, cancellable token", mode, n, rounds, static () => new CacheGuardTarget(cancellable: true)));
+                results.Add(Measure(Library.Hybrid, "HybridCache GetOrCreateAsync", mode, n, rounds, static () => new HybridTarget()));
+                results.Add(Measure(Library.Fusion, "FusionCache GetOrSetAsync", mode, n, rounds, static () => new FusionTarget()));
+                results.Add(Measure(Library.CacheGuard, "CacheGuard SingleFlight.DoAsync", mode, n, rounds, static () => new SingleFlightTarget()));
+                results.Add(Measure(Library.Raw, NaiveSubject, mode, n, rounds, static () => new CacheAsideTarget()));
+                log.WriteLine($"// Stampede {mode}, N={n:N0}: done");
+            }
         }
 
         return results;
     }
 
-    private static StampedeResult Measure<TResult>(string subject, int n, int rounds, Func<Target<TResult>> create)
+    /// <summary>The raw baseline's subject, as the report finds it.</summary>
+    public const string NaiveSubject = "naive cache-aside: IMemoryCache TryGetValue, load, Set";
+
+    /// <summary>CacheGuard's main row, as the report finds it.</summary>
+    public const string CacheGuardSubject = "CacheGuard GetOrLoadAsync";
+
+    private static StampedeResult Measure<TResult>(string library, string subject, StampedeMode mode, int n, int rounds, Func<Target<TResult>> create)
     {
         var extras = new List<double>(rounds);
         var served = new List<double>(rounds);
@@ -64,33 +93,54 @@ internal static class Stampede
         double bytes = 0;
         long[] done = new long[n];
         var callers = new Task[n];
+        var pending = new ValueTask<TResult>[n];
 
         for (int round = -1; round < rounds; round++) // round -1 warms up
         {
             using Target<TResult> target = create();
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            for (int i = 0; i < n; i++)
+            Task all = Task.CompletedTask;
+            if (mode == StampedeMode.Parked)
             {
-                callers[i] = CallerAsync(target, gate.Task, done, i);
+                for (int i = 0; i < n; i++)
+                {
+                    callers[i] = CallerAsync(target, gate.Task, done, i);
+                }
+
+                all = Task.WhenAll(callers);
             }
 
-            Task all = Task.WhenAll(callers);
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
             GC.Collect(2, GCCollectionMode.Forced, blocking: true);
 
             long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             long start = Stopwatch.GetTimestamp();
-            gate.SetResult();
-            all.GetAwaiter().GetResult();
-            long allocatedAfter = GC.GetTotalAllocatedBytes(precise: true);
+            long last;
+            if (mode == StampedeMode.Parked)
+            {
+                gate.SetResult();
+                all.GetAwaiter().GetResult();
+                last = done.Max();
+            }
+            else
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    pending[i] = target.GetAsync();
+                }
 
+                AwaitAllAsync(pending).GetAwaiter().GetResult();
+                last = Stopwatch.GetTimestamp();
+            }
+
+            long allocatedAfter = GC.GetTotalAllocatedBytes(precise: true);
+            Array.Clear(pending);
             if (round < 0)
             {
                 continue;
             }
 
-            long last = done.Max();
             double servedMs = Stopwatch.GetElapsedTime(start, last).TotalMilliseconds;
             double loaderMs = TimeSpan.FromTicks(target.LoaderTicksMax * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
             served.Add(servedMs);
@@ -101,7 +151,7 @@ internal static class Stampede
             bytes += (double)(allocatedAfter - allocatedBefore) / n;
         }
 
-        return new StampedeResult(subject, n, rounds, callsMin, callsMax, Median(loader), Median(served), Median(extras), extras.Max(), bytes / rounds);
+        return new StampedeResult(library, subject, mode, n, rounds, callsMin, callsMax, Median(loader), Median(served), Median(extras), extras.Max(), bytes / rounds);
     }
 
     private static async Task CallerAsync<TResult>(Target<TResult> target, Task gate, long[] done, int index)
@@ -109,6 +159,14 @@ internal static class Stampede
         await gate;
         _ = await target.GetAsync();
         done[index] = Stopwatch.GetTimestamp();
+    }
+
+    private static async Task AwaitAllAsync<TResult>(ValueTask<TResult>[] pending)
+    {
+        for (int i = 0; i < pending.Length; i++)
+        {
+            _ = await pending[i];
+        }
     }
 
     private static double Median(List<double> values)
@@ -168,18 +226,64 @@ internal static class Stampede
         public override ValueTask<Product> GetAsync() => new(_load.Value);
     }
 
-    private sealed class CacheGuardTarget(bool cancellable) : Target<Product>
+    private sealed class CacheGuardTarget : Target<Product>
     {
-        private readonly DefaultCoalescingCache _cache = new(new CoalescingCacheOptions(), distributedCache: null);
-        private readonly CancellationTokenSource? _cts = cancellable ? new CancellationTokenSource() : null;
+        private readonly ServiceProvider _services = Peers.CacheGuard();
+        private readonly CancellationTokenSource? _cts;
+        private readonly ICoalescingCache _cache;
+
+        // Resolved before the round starts, so the measured window holds calls only.
+        public CacheGuardTarget(bool cancellable)
+        {
+            _cts = cancellable ? new CancellationTokenSource() : null;
+            _cache = _services.GetRequiredService<ICoalescingCache>();
+        }
 
         public override ValueTask<Product> GetAsync() =>
             _cache.GetOrLoadAsync(Key, this, static (self, ct) => self.LoadAsync(ct), cancellationToken: _cts?.Token ?? CancellationToken.None);
 
         public override void Dispose()
         {
-            _cache.Dispose();
+            _services.Dispose();
             _cts?.Dispose();
+            base.Dispose();
+        }
+    }
+
+    private sealed class HybridTarget : Target<Product>
+    {
+        private readonly ServiceProvider _services = Peers.Hybrid();
+        private readonly HybridCache _cache;
+
+        public HybridTarget() => _cache = _services.GetRequiredService<HybridCache>();
+
+        public override ValueTask<Product> GetAsync() =>
+            _cache.GetOrCreateAsync(Key, this, static (self, ct) => new ValueTask<Product>(self.LoadAsync(ct)));
+
+        public override void Dispose()
+        {
+            _services.Dispose();
+            base.Dispose();
+        }
+    }
+
+    private sealed class FusionTarget : Target<Product>
+    {
+        private readonly ServiceProvider _services = Peers.Fusion();
+        private readonly Func<FusionCacheFactoryExecutionContext<Product>, CancellationToken, Task<Product>> _factory;
+        private readonly IFusionCache _cache;
+
+        public FusionTarget()
+        {
+            _factory = (_, ct) => LoadAsync(ct);
+            _cache = _services.GetRequiredService<IFusionCache>();
+        }
+
+        public override ValueTask<Product> GetAsync() => _cache.GetOrSetAsync(Key, _factory, failSafeDefaultValue: default);
+
+        public override void Dispose()
+        {
+            _services.Dispose();
             base.Dispose();
         }
     }
@@ -204,29 +308,9 @@ internal static class Stampede
             }
 
             value = await LoadAsync(CancellationToken.None);
-            _memory.Set(Key, value, TimeSpan.FromMinutes(5));
+            _memory.Set(Key, value, Peers.L1Expiration);
             return value;
         }
-
-        public override void Dispose()
-        {
-            _memory.Dispose();
-            base.Dispose();
-        }
-    }
-
-    private sealed class GetOrCreateTarget : Target<Product>
-    {
-        private readonly MemoryCache _memory = new(new MemoryCacheOptions());
-        private readonly Func<ICacheEntry, Task<Product>> _factory;
-
-        public GetOrCreateTarget() => _factory = entry =>
-        {
-            entry.AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(5);
-            return LoadAsync(CancellationToken.None);
-        };
-
-        public override ValueTask<Product> GetAsync() => new(_memory.GetOrCreateAsync(Key, _factory)!);
 
         public override void Dispose()
         {

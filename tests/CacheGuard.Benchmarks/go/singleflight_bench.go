@@ -150,7 +150,7 @@ func main() {
 		})
 	})
 
-	for _, n := range []int{100, 1000, 10000} {
+	for _, n := range []int{1000, 10000, 50000} {
 		stampede(n, rounds)
 	}
 }
