@@ -68,62 +68,21 @@ internal sealed partial class L2Gateway
             return null;
         }
 
+        // One GetAsync, not IBufferDistributedCache.TryGetAsync: Microsoft's RedisCache answers the former with one
+        // command and the latter with two (HMGET of the metadata, then HGET of the data).
         string l2Key = _settings.Keys.Entry(key);
         using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, key, _settings.KeysInTelemetry);
-        PooledBufferWriter? buffer = null;
-        Task? call = null;
         try
         {
-            ReadOnlyMemory<byte> data;
-            if (_buffers is not null)
-            {
-                buffer = new PooledBufferWriter();
-                ValueTask<bool> pending = _buffers.TryGetAsync(l2Key, buffer, deadline.Token);
-                bool found;
-                if (pending.IsCompletedSuccessfully)
-                {
-                    found = pending.Result;
-                }
-                else
-                {
-                    Task<bool> running = pending.AsTask();
-                    call = running;
-                    found = await BoundAsync(running, deadline.Token).ConfigureAwait(false);
-                }
-
-                Succeeded();
-                if (!found)
-                {
-                    return null;
-                }
-
-                data = buffer.WrittenMemory;
-            }
-            else
-            {
-                Task<byte[]?> running = _l2.GetAsync(l2Key, deadline.Token);
-                call = running;
-                byte[]? bytes = await BoundAsync(running, deadline.Token).ConfigureAwait(false);
-                Succeeded();
-                if (bytes is null)
-                {
-                    return null;
-                }
-
-                data = bytes;
-            }
-
-            return Decode<T>(key, data);
+            byte[]? bytes = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            Succeeded();
+            return bytes is null ? null : Decode<T>(key, bytes);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
             Failed(OperationRead, key, deadline.TimedOut ? null : ex, activity);
             return null;
-        }
-        finally
-        {
-            ReturnWhenDone(buffer, call);
         }
     }
 
