@@ -9,7 +9,7 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var duration = new Option<string>("--duration") { Description = "How long to run: 60s (CI), 30m (release), 1h...", DefaultValueFactory = _ => "60s" };
 var seed = new Option<int?>("--seed") { Description = "Replays a run's fault schedule and operation sequences (default: a random seed, printed)." };
 var keys = new Option<int>("--keys") { Description = "Distinct keys, Zipf-distributed.", DefaultValueFactory = _ => 1000 };
-var rate = new Option<int>("--rate") { Description = "Most calls per second across the fleet.", DefaultValueFactory = _ => 2000 };
+var rate = new Option<int>("--rate") { Description = "Most calls per second across the fleet.", DefaultValueFactory = _ => 5000 };
 var nodes = new Option<int>("--nodes") { Description = "Cache nodes (separate service providers).", DefaultValueFactory = _ => 3 };
 var workers = new Option<int>("--workers") { Description = "Concurrent workers per node.", DefaultValueFactory = _ => 16 };
 var dbLatency = new Option<string>("--db-latency") { Description = "Database query latency range, min..max.", DefaultValueFactory = _ => "1ms..6ms" };
@@ -19,11 +19,13 @@ var propagation = new Option<string>("--propagation-window") { Description = "St
 var stallBound = new Option<string>("--stall-bound") { Description = "After Redis answers again, the p99 wait a miss may add to its loader.", DefaultValueFactory = _ => "100ms" };
 var heapBound = new Option<double>("--heap-bound-mb") { Description = "Largest heap growth from warm-up to the end.", DefaultValueFactory = _ => 32 };
 var artifacts = new Option<string?>("--artifacts") { Description = "Where the log, CSV and chart go (default: artifacts/ at the repository root)." };
+var cache = new Option<string>("--cache") { Description = "cacheguard (default), or passthrough: no caching at all, to check the checker (expect no stale reads and overlapping loads).", DefaultValueFactory = _ => "cacheguard" };
+cache.AcceptOnlyFromAmong("cacheguard", "passthrough");
 var docsImage = new Option<string?>("--docs-image") { Description = "Also write the chart here (the documented run, e.g. docs/images/soak-60s.png)." };
 
 var root = new RootCommand("CacheGuard soak: three nodes, one Redis, faults, invariants checked continuously.")
 {
-    duration, seed, keys, rate, nodes, workers, dbLatency, dbErrorRate, noFaults, propagation, stallBound, heapBound, artifacts, docsImage,
+    duration, seed, keys, rate, nodes, workers, dbLatency, dbErrorRate, noFaults, propagation, stallBound, heapBound, cache, artifacts, docsImage,
 };
 
 root.SetAction(async (result, _) =>
@@ -43,6 +45,7 @@ root.SetAction(async (result, _) =>
             DbLatencyMax = Range(result.GetValue(dbLatency)).Max,
             DbErrorRate = result.GetValue(dbErrorRate),
             Faults = !result.GetValue(noFaults),
+            PassThrough = result.GetValue(cache) == "passthrough",
             PropagationWindow = Duration(result.GetValue(propagation), "--propagation-window"),
             StallBound = Duration(result.GetValue(stallBound), "--stall-bound"),
             HeapBoundMegabytes = result.GetValue(heapBound),

@@ -9,11 +9,11 @@ namespace CacheGuard.Soak;
 /// </summary>
 internal sealed class SoakNode : IAsyncDisposable
 {
-    private SoakNode(int id, ServiceProvider provider)
+    private SoakNode(int id, ServiceProvider provider, ICoalescingCache? cache = null)
     {
         Id = id;
         Provider = provider;
-        Cache = provider.GetRequiredService<ICoalescingCache>(); // creating it subscribes to the backplane
+        Cache = cache ?? provider.GetRequiredService<ICoalescingCache>(); // creating it subscribes to the backplane
     }
 
     public int Id { get; }
@@ -24,6 +24,11 @@ internal sealed class SoakNode : IAsyncDisposable
 
     public static SoakNode Create(int id, int redisPort, SoakSettings settings, SoakLog log)
     {
+        if (settings.PassThrough)
+        {
+            return new SoakNode(id, new ServiceCollection().BuildServiceProvider(), new PassThroughCache());
+        }
+
         var services = new ServiceCollection();
         services.AddLogging(b => b.ClearProviders().AddProvider(log.ProviderFor(id)).SetMinimumLevel(LogLevel.Information));
         ICoalescingCacheBuilder builder = services.AddCoalescingCache(o => Configure(o, settings));

@@ -71,7 +71,11 @@ internal static class SoakRun
         {
             var workload = new Workload(settings, nodes, db, judge, errors, stalls, timeline, log);
             var ready = System.Diagnostics.Stopwatch.StartNew();
-            await workload.WaitUntilReadyAsync();
+            if (!settings.PassThrough)
+            {
+                await workload.WaitUntilReadyAsync();
+            }
+
             Clock.Reset(); // the run's time 0: the fault schedule and the chart count from here
             log.Write(string.Create(CultureInfo.InvariantCulture, $"fleet ready after {ready.Elapsed.TotalSeconds:0.0} s (every node reaches Redis and hears the backplane); the run starts"), console: true);
             using var stop = new CancellationTokenSource();

@@ -23,7 +23,7 @@ internal sealed record SoakSettings
     public double ZipfExponent { get; init; } = 1.0;
 
     /// <summary>Target calls per second across the fleet (a ceiling: workers are closed-loop).</summary>
-    public int Rate { get; init; } = 2000;
+    public int Rate { get; init; } = 5000;
 
     /// <summary>Cache nodes, each its own service provider with its own connection, L1, backplane and lock.</summary>
     public int Nodes { get; init; } = 3;
@@ -42,6 +42,9 @@ internal sealed record SoakSettings
 
     /// <summary>Whether the fault schedule runs (off: a baseline with Redis healthy throughout).</summary>
     public bool Faults { get; init; } = true;
+
+    /// <summary>Runs the harness against <see cref="PassThroughCache"/> (no caching, no coalescing): a check of the checker.</summary>
+    public bool PassThrough { get; init; }
 
     /// <summary>Where the log, the per-second CSV and the chart go.</summary>
     public required string ArtifactsDirectory { get; init; }
