@@ -17,7 +17,7 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
 
     private readonly Lock _gate = new();
     private readonly LongHistogram _excess = new(Highest, 3); // microseconds
-    private readonly Dictionary<long, (long Count, long Over, long Max, string? Worst)> _perRecovery = [];
+    private readonly Dictionary<long, Recovery> _perRecovery = [];
     private readonly List<(long Excess, string Text)> _worst = [];
     private readonly long _horizon = Clock.Ticks(settings.StallHorizon);
     private readonly long _bound = Clock.Ticks(settings.StallBound);
@@ -45,6 +45,30 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
         }
     }
 
+    /// <summary>Recoveries whose misses broke the bound at p99 (more than 1 % of them over it).</summary>
+    public int RecoveriesBeyondBound
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _perRecovery.Values.Count(r => !r.P99Ok);
+            }
+        }
+    }
+
+    /// <summary>Recoveries measured.</summary>
+    public int Recoveries
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _perRecovery.Count;
+            }
+        }
+    }
+
     /// <summary>Considers a call that was not answered from L1; <paramref name="rows"/> are its keys.</summary>
     public void OnMiss(int node, string operation, IReadOnlyList<DbRow> rows, long start, long end)
     {
@@ -65,15 +89,25 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
         lock (_gate)
         {
             _excess.RecordValue(Math.Min(Clock.Microseconds(0, excess), Highest));
-            (long count, long overCount, long max, string? worst) = _perRecovery.GetValueOrDefault(recovery);
-            bool recoveryWorst = excess > max;
+            if (!_perRecovery.TryGetValue(recovery, out Recovery? after))
+            {
+                after = new Recovery();
+                _perRecovery.Add(recovery, after);
+            }
+
+            after.Record(excess, over);
+            bool recoveryWorst = excess >= after.Max;
             if (over && (recoveryWorst || _worst.Count < Samples || excess > _worst[^1].Excess))
             {
                 string text = string.Create(
                     CultureInfo.InvariantCulture,
                     $"STALL node{node} {operation}({rows[0].Key}{(rows.Count > 1 ? $" +{rows.Count - 1}" : string.Empty)}) started at {Clock.Seconds(start):0.000}s, Redis answered again at {Clock.Seconds(recovery):0.000}s; " +
                     $"waited {Clock.Milliseconds(from, end):0} ms after that, its loader {Clock.Milliseconds(0, loader):0} ms: {Clock.Milliseconds(0, excess):0} ms over");
-                worst = recoveryWorst ? text : worst;
+                if (recoveryWorst)
+                {
+                    after.Worst = text;
+                }
+
                 _worst.Add((excess, text));
                 _worst.Sort((a, b) => b.Excess.CompareTo(a.Excess));
                 if (_worst.Count > Samples)
@@ -81,8 +115,6 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
                     _worst.RemoveAt(_worst.Count - 1);
                 }
             }
-
-            _perRecovery[recovery] = (count + 1, overCount + (over ? 1 : 0), Math.Max(max, excess), worst);
         }
 
         if (over)
@@ -96,12 +128,12 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
     {
         lock (_gate)
         {
-            foreach ((long recovery, (long count, long overCount, long max, string? worst)) in _perRecovery.OrderBy(p => p.Key))
+            foreach ((long recovery, Recovery after) in _perRecovery.OrderBy(p => p.Key))
             {
-                log.Write(string.Create(CultureInfo.InvariantCulture, $"stall after the recovery at {Clock.Seconds(recovery):0.000}s: {count} misses measured, {overCount} over {settings.StallBound.TotalMilliseconds:0} ms, worst {Clock.Milliseconds(0, max):0} ms beyond the loader"), console: true);
-                if (worst is not null)
+                log.Write(string.Create(CultureInfo.InvariantCulture, $"stall after the recovery at {Clock.Seconds(recovery):0.000}s: {after.Count} misses measured, {after.Over} over {settings.StallBound.TotalMilliseconds:0} ms, p99 {(after.P99Ok ? "within" : "beyond")} the bound (~{after.ApproximateP99Milliseconds:0} ms), worst {Clock.Milliseconds(0, after.Max):0} ms beyond the loader"), console: true);
+                if (after.Worst is not null)
                 {
-                    log.Write("  worst: " + worst, console: true);
+                    log.Write("  worst: " + after.Worst, console: true);
                 }
             }
 
@@ -109,6 +141,51 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
             {
                 log.Write(text);
             }
+        }
+    }
+
+    /// <summary>The misses measured after one recovery: counts for the p99 verdict, and log2 buckets for an approximate p99.</summary>
+    private sealed class Recovery
+    {
+        private readonly long[] _buckets = new long[64]; // bucket b holds excesses of [2^(b/2), 2^((b+1)/2)) microseconds
+
+        public long Count { get; private set; }
+
+        public long Over { get; private set; }
+
+        public long Max { get; private set; }
+
+        public string? Worst { get; set; }
+
+        /// <summary>The p99 is within the bound exactly when at most 1 % of the misses are over it.</summary>
+        public bool P99Ok => Over * 100 <= Count;
+
+        public double ApproximateP99Milliseconds
+        {
+            get
+            {
+                long rank = (long)Math.Ceiling(Count * 0.99);
+                long seen = 0;
+                for (int b = 0; b < _buckets.Length; b++)
+                {
+                    seen += _buckets[b];
+                    if (seen >= rank)
+                    {
+                        return Math.Pow(2, (b + 1) / 2.0) / 1000.0; // the bucket's upper edge
+                    }
+                }
+
+                return 0;
+            }
+        }
+
+        public void Record(long excess, bool over)
+        {
+            Count++;
+            Over += over ? 1 : 0;
+            Max = Math.Max(Max, excess);
+            long microseconds = Clock.Microseconds(0, excess);
+            _buckets[Math.Clamp((int)(2 * Math.Log2(microseconds)), 0, _buckets.Length - 1)]++;
         }
     }
 }
