@@ -37,25 +37,25 @@ internal static class Chart
         double[] ticks = [-3, -2, -1, 0, 1, 2, 3, 4];
         latency.Axes.Left.SetTicks(ticks, ["1 µs", "10 µs", "0.1 ms", "1 ms", "10 ms", "100 ms", "1 s", "10 s"]);
         latency.Axes.SetLimitsY(-3.2, Math.Max(1.5, time.Length == 0 ? 1.5 : seconds.Max(s => Log(s.P99Ms)) + 0.3));
-        latency.YLabel("latency per second (gaps: no call completed)");
+        latency.YLabel("latency (gap: no call ended)");
         latency.Title(title, size: 13);
         latency.ShowLegend(Edge.Right);
 
         Shade(errors, faults, legend: false);
         AddLine(errors, time, seconds.Select(s => (double)s.UnexpectedErrors).ToArray(), "unexpected errors/s", Colors.Red, 2);
-        AddLine(errors, time, seconds.Select(s => (double)s.ExpectedErrors).ToArray(), "allowed errors/s", Colors.DarkOrange, 1.5f);
+        AddLine(errors, time, seconds.Select(s => (double)s.ExpectedErrors).ToArray(), "allowed errors/s (loader, timeout, cancel)", Colors.DarkOrange, 1.5f);
         AddLine(errors, time, seconds.Select(s => (double)s.StaleBeyondWindow).ToArray(), "stale reads beyond window/s", Colors.Black, 1.5f);
         var calls = errors.Add.ScatterLine(time, seconds.Select(s => (double)s.Calls).ToArray(), Colors.Gray.WithAlpha(0.6));
         calls.LegendText = "calls/s (right axis)";
         calls.Axes.YAxis = errors.Axes.Right;
         errors.Axes.Right.Label.Text = "calls per second";
-        errors.YLabel("per second (allowed: loader error, hard timeout, cancel)");
+        errors.YLabel("per second");
         errors.XLabel("seconds into the run");
         errors.ShowLegend(Edge.Right);
 
         // Same margins for both panels, so their time axes line up whatever their legends' widths.
-        latency.Layout.Fixed(new PixelPadding(90, 330, 45, 40));
-        errors.Layout.Fixed(new PixelPadding(90, 330, 55, 20));
+        latency.Layout.Fixed(new PixelPadding(90, 400, 45, 40));
+        errors.Layout.Fixed(new PixelPadding(90, 400, 55, 20));
         double right = time.Length == 0 ? 1 : time[^1] + 1;
         latency.Axes.SetLimitsX(0, right);
         errors.Axes.SetLimitsX(0, right);

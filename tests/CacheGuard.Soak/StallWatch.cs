@@ -171,7 +171,7 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
                     seen += _buckets[b];
                     if (seen >= rank)
                     {
-                        return Math.Pow(2, (b + 1) / 2.0) / 1000.0; // the bucket's upper edge
+                        return Math.Min(Math.Pow(2, (b + 1) / 2.0), Clock.Microseconds(0, Max)) / 1000.0; // the bucket's upper edge, at most the worst
                     }
                 }
 
