@@ -30,6 +30,15 @@ var root = new RootCommand("CacheGuard soak: three nodes, one Redis, faults, inv
 
 root.SetAction(async (result, _) =>
 {
+    // Ctrl-C stops the run cleanly (the Redis server it started is stopped too); a second Ctrl-C is left to the runtime.
+    using var interrupt = new CancellationTokenSource();
+    ConsoleCancelEventHandler onCancel = (_, e) =>
+    {
+        e.Cancel = !interrupt.IsCancellationRequested;
+        interrupt.Cancel();
+    };
+    Console.CancelKeyPress += onCancel;
+
     SoakSettings settings;
     try
     {
@@ -62,16 +71,26 @@ root.SetAction(async (result, _) =>
 
     try
     {
-        return await SoakRun.RunAsync(settings);
+        return await SoakRun.RunAsync(settings, interrupt.Token);
+    }
+    catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+    {
+        Console.Error.WriteLine($"soak: interrupted (seed {settings.Seed}); no verdict");
+        return 2;
     }
     catch (Exception ex) when (ex is InvalidOperationException or IOException or TimeoutException)
     {
         Console.Error.WriteLine($"soak: the harness failed (seed {settings.Seed}): {ex}");
         return 2;
     }
+    finally
+    {
+        Console.CancelKeyPress -= onCancel;
+    }
 });
 
-return await root.Parse(args).InvokeAsync();
+// The run handles Ctrl-C itself (above), so System.CommandLine's own termination handling is off.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
 static TimeSpan Duration(string? text, string option) =>
     SoakSettings.TryParseDuration(text, out TimeSpan value)

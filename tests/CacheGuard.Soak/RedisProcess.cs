@@ -72,6 +72,19 @@ internal sealed class RedisProcess : IAsyncDisposable
         _paused = false;
     }
 
+    /// <summary>Kills the server at once, paused or not (for a process that is exiting: Ctrl-C, a crash).</summary>
+    public void KillNow()
+    {
+        try
+        {
+            _process?.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // It has exited already: nothing to kill.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_process is { } process)

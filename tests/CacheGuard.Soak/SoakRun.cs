@@ -10,7 +10,7 @@ namespace CacheGuard.Soak;
 /// </summary>
 internal static class SoakRun
 {
-    public static async Task<int> RunAsync(SoakSettings settings)
+    public static async Task<int> RunAsync(SoakSettings settings, CancellationToken interrupt)
     {
         Clock.Reset();
         string stem = Path.Combine(settings.ArtifactsDirectory, $"soak-{settings.Seed.ToString(CultureInfo.InvariantCulture)}");
@@ -18,14 +18,18 @@ internal static class SoakRun
         long unobserved = 0;
         EventHandler<UnobservedTaskExceptionEventArgs> onUnobserved = (_, e) =>
         {
-            Interlocked.Increment(ref unobserved);
-            log.Write($"VIOLATION leaks: unobserved task exception {e.Exception}", console: true);
+            long seen = Interlocked.Increment(ref unobserved);
+            if (seen <= 20)
+            {
+                log.Write($"VIOLATION leaks: unobserved task exception {e.Exception}", console: seen <= 3);
+            }
+
             e.SetObserved();
         };
         TaskScheduler.UnobservedTaskException += onUnobserved;
         try
         {
-            return await RunCoreAsync(settings, stem, log, () => Interlocked.Read(ref unobserved));
+            return await RunCoreAsync(settings, stem, log, () => Interlocked.Read(ref unobserved), interrupt);
         }
         finally
         {
@@ -34,7 +38,7 @@ internal static class SoakRun
         }
     }
 
-    private static async Task<int> RunCoreAsync(SoakSettings settings, string stem, SoakLog log, Func<long> unobserved)
+    private static async Task<int> RunCoreAsync(SoakSettings settings, string stem, SoakLog log, Func<long> unobserved, CancellationToken interrupt)
     {
         IReadOnlyList<PlannedFault> plan = FaultPlan.Create(settings);
         log.Write(string.Create(CultureInfo.InvariantCulture, $"soak: seed {settings.Seed}, {settings.Duration.TotalSeconds:0} s, {settings.Nodes} nodes x {settings.WorkersPerNode} workers, {settings.Keys} keys (Zipf s={settings.ZipfExponent}), up to {settings.Rate} calls/s"), console: true);
@@ -48,6 +52,20 @@ internal static class SoakRun
 
         await using RedisProcess redis = await RedisProcess.StartAsync();
         log.Write($"redis-server {redis.ProcessId} on 127.0.0.1:{redis.Port}", console: true);
+        EventHandler killOnExit = (_, _) => redis.KillNow(); // Ctrl-C or a crash must not leave the server running
+        AppDomain.CurrentDomain.ProcessExit += killOnExit;
+        try
+        {
+            return await RunFleetAsync(settings, stem, log, unobserved, plan, redis, interrupt);
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.ProcessExit -= killOnExit;
+        }
+    }
+
+    private static async Task<int> RunFleetAsync(SoakSettings settings, string stem, SoakLog log, Func<long> unobserved, IReadOnlyList<PlannedFault> plan, RedisProcess redis, CancellationToken interrupt)
+    {
 
         var health = new HealthTimeline(settings.Settle, settings.L2Timeout + settings.RedisCommandTimeout);
         log.OnEvent = (node, category, id, level) =>
@@ -78,24 +96,24 @@ internal static class SoakRun
 
             Clock.Reset(); // the run's time 0: the fault schedule and the chart count from here
             log.Write(string.Create(CultureInfo.InvariantCulture, $"fleet ready after {ready.Elapsed.TotalSeconds:0.0} s (every node reaches Redis and hears the backplane); the run starts"), console: true);
-            using var stop = new CancellationTokenSource();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(interrupt);
             TimeSpan cpuStart = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
             timeline.Start();
             Task work = workload.RunAsync(stop.Token);
             try
             {
-                await DelayUntil(settings.WarmUp);
+                await DelayUntil(settings.WarmUp, stop.Token);
                 heapStart = HeapMegabytes();
                 log.Write(string.Create(CultureInfo.InvariantCulture, $"warm-up done: {workload.Calls} calls, heap {heapStart:0.0} MB after a full GC"), console: true);
 
                 await injector.RunAsync(plan, stop.Token);
-                await DelayUntil(settings.FaultsEnd);
+                await DelayUntil(settings.FaultsEnd, stop.Token);
                 await workload.FreezeWritesAsync();
                 long frozen = Clock.Now;
                 long quiet = Math.Max(frozen, health.LastFaultEnd() ?? 0);
                 log.Write(string.Create(CultureInfo.InvariantCulture, $"writes stopped; last fault ended {(health.LastFaultEnd() is { } last ? Clock.Milliseconds(last, frozen) / 1000 : double.NaN):0.0} s before; convergence sweeps start"), console: true);
                 (bool converged, double seconds) = await ConvergeAsync(workload, db, redis.Port, settings, quiet, log);
-                await DelayUntil(settings.Duration);
+                await DelayUntil(settings.Duration, stop.Token);
                 await stop.CancelAsync();
                 await work;
                 outcome = new Outcome(converged, seconds, workload.Calls, workload.Writes, (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuStart).TotalSeconds, Clock.Seconds(Clock.Now));
@@ -181,12 +199,12 @@ internal static class SoakRun
         }
     }
 
-    private static async Task DelayUntil(TimeSpan sinceStart)
+    private static async Task DelayUntil(TimeSpan sinceStart, CancellationToken cancellationToken)
     {
         TimeSpan wait = Clock.Span(Clock.Now, Clock.Origin + Clock.Ticks(sinceStart));
         if (wait > TimeSpan.Zero)
         {
-            await Task.Delay(wait);
+            await Task.Delay(wait, cancellationToken);
         }
     }
 
