@@ -16,12 +16,15 @@ internal static class SoakRun
         string stem = Path.Combine(settings.ArtifactsDirectory, $"soak-{settings.Seed.ToString(CultureInfo.InvariantCulture)}");
         using var log = new SoakLog(stem + ".log");
         long unobserved = 0;
+        var unobservedKinds = new System.Collections.Concurrent.ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         EventHandler<UnobservedTaskExceptionEventArgs> onUnobserved = (_, e) =>
         {
-            long seen = Interlocked.Increment(ref unobserved);
-            if (seen <= 20)
+            Interlocked.Increment(ref unobserved);
+            Exception inner = e.Exception.InnerExceptions.Count == 1 ? e.Exception.InnerExceptions[0] : e.Exception;
+            int seen = unobservedKinds.AddOrUpdate(inner.GetType().FullName!, 1, static (_, n) => n + 1);
+            if (seen <= 3)
             {
-                log.Write($"VIOLATION leaks: unobserved task exception {e.Exception}", console: seen <= 3);
+                log.Write($"VIOLATION leaks: unobserved task exception {e.Exception}", console: seen == 1);
             }
 
             e.SetObserved();
