@@ -69,7 +69,6 @@ internal static class SoakRun
 
     private static async Task<int> RunFleetAsync(SoakSettings settings, string stem, SoakLog log, Func<long> unobserved, IReadOnlyList<PlannedFault> plan, RedisProcess redis, CancellationToken interrupt)
     {
-
         var health = new HealthTimeline(settings.Settle, settings.L2Timeout + settings.RedisCommandTimeout);
         log.OnEvent = (node, category, id, level) =>
         {
