@@ -6,8 +6,11 @@
 // run, and checks one property over it (see ModelProperty). On a failure CsCheck keeps sampling smaller programs and
 // reports the smallest that failed, printed one step per line, with that run's history.
 //
-// Run:      dotnet test tests/CacheGuard.Tests --filter "FullyQualifiedName~Model.ModelHarnessTests"
-// Longer:   CACHEGUARD_MODEL_ITERATIONS=20000 dotnet test ... (runs per property; the default suits CI)
+// Run:      dotnet test tests/CacheGuard.Tests --filter "FullyQualifiedName~Model.ModelHarnessTests"   (all of it: --filter Category=Model)
+// Trust:    ModelHarnessSelfTests runs the same harness against a trivially correct reference cache (every property must
+//           hold) and against deliberately broken variants of it (they must be caught).
+// Longer:   CACHEGUARD_MODEL_ITERATIONS=20000 dotnet test ... (runs per property; the default suits CI).
+//           CACHEGUARD_MODEL_SELF_ITERATIONS does the same for ModelHarnessSelfTests (the harness against a reference cache).
 // Replay:   a failure prints 'Set seed: "<seed>"'. Run that test alone with
 //             CsCheck_Seed=<seed> CACHEGUARD_MODEL_ITERATIONS=1 dotnet test tests/CacheGuard.Tests --filter "Name=<test>"
 //           to run the same program again. The program is reproduced exactly; its interleaving may not be (callers run on
@@ -30,7 +33,7 @@ namespace CacheGuard.Tests.Model;
 [NonParallelizable]
 public class ModelHarnessTests
 {
-    private const int DefaultIterations = 1500;
+    private const int DefaultIterations = 2000;
     private const int DefaultReplays = 50;
     private const int DefaultShrinkSeconds = 15;
 
@@ -53,7 +56,7 @@ public class ModelHarnessTests
     public void CallersSeeOnlyTheLoadersErrorOrTheirHardTimeout() => Check(ModelProperty.OnlyAllowedErrors);
 
     /// <summary>Runs programs until the budget is spent; a violation fails the test with the smallest failing program.</summary>
-    internal static void Check(ModelProperty property, long? iterations = null)
+    internal static void Check(ModelProperty property, long? iterations = null, ModelNodeFactory? nodes = null)
     {
         string? seed = Environment.GetEnvironmentVariable("CsCheck_Seed") is { Length: > 0 } given ? given : null;
         int attempts = seed is null ? 1 : Setting("CACHEGUARD_MODEL_REPLAYS", DefaultReplays);
@@ -75,7 +78,7 @@ public class ModelHarnessTests
                     for (int attempt = 0; attempt < attempts; attempt++)
                     {
                         Interlocked.Increment(ref runs);
-                        using var runner = new ModelRunner(program);
+                        using var runner = new ModelRunner(program, nodes);
                         ModelWorld world = runner.Run(unobserved);
                         List<string> violations = ModelChecks.Check(world, property);
                         if (violations.Count > 0)
@@ -96,7 +99,7 @@ public class ModelHarnessTests
         {
             TimeSpan searching = clock.Elapsed;
             (ModelProgram reduced, ModelViolationException reducedFailure) = ModelShrinker.Reduce(
-                found.Program, found.Failure, property, TimeSpan.FromSeconds(Setting("CACHEGUARD_MODEL_SHRINK_SECONDS", DefaultShrinkSeconds)));
+                found.Program, found.Failure, property, TimeSpan.FromSeconds(Setting("CACHEGUARD_MODEL_SHRINK_SECONDS", DefaultShrinkSeconds)), nodes);
             Assert.Fail(
                 $"{property}: a generated program broke the property ({runs:N0} runs, {searching.TotalSeconds:0.0} s; reduced in {(clock.Elapsed - searching).TotalSeconds:0.0} s).{Environment.NewLine}" +
                 $"CsCheck's smallest failing program: {failure.Message}{Environment.NewLine}{Environment.NewLine}" +
@@ -108,6 +111,6 @@ public class ModelHarnessTests
         TestContext.Out.WriteLine($"{property}: {runs:N0} runs in {clock.Elapsed.TotalSeconds:0.0} s, no violation.");
     }
 
-    private static int Setting(string name, int fallback) =>
+    internal static int Setting(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value > 0 ? value : fallback;
 }

@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using CacheGuard.Internal;
 using CacheGuard.Tests.Support;
 
 namespace CacheGuard.Tests.Model;
 
 /// <summary>
-/// Runs one generated program against real caches: one or two <see cref="DefaultCoalescingCache"/> nodes over the shared
+/// Runs one generated program against real caches: one or two nodes (<see cref="CoreNode"/> by default) over the shared
 /// model L2 and an in-memory backplane, on one fake clock. Steps run in order on the calling thread; a call starts a
 /// caller and does not wait for it, so callers overlap. After each step the runner waits until the run is quiet (no
 /// progress, no queued work) unless the step races the next. At the end it releases everything, advances the clock
@@ -14,7 +13,6 @@ namespace CacheGuard.Tests.Model;
 internal sealed class ModelRunner : IDisposable
 {
     private static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
-    private static int s_runs;
     private static int s_idleWorkers = IdleBaseline();
 
     private readonly ModelProgram _program;
@@ -22,11 +20,12 @@ internal sealed class ModelRunner : IDisposable
     private readonly ModelLoaders _loaders;
     private readonly ModelDistributedCache? _l2;
     private readonly InMemoryBackplane? _backplane;
-    private readonly DefaultCoalescingCache[] _nodes;
+    private readonly IModelNode[] _nodes;
     private readonly List<(OpRecord Op, Task Task)> _calls = [];
     private int _callers;
+    private bool _disposed;
 
-    public ModelRunner(ModelProgram program)
+    public ModelRunner(ModelProgram program, ModelNodeFactory? nodes = null)
     {
         _program = program;
         ModelConfig config = program.Config;
@@ -34,36 +33,7 @@ internal sealed class ModelRunner : IDisposable
         _loaders = new ModelLoaders(_world);
         _l2 = config.HasL2 ? new ModelDistributedCache(_world) : null;
         _backplane = config.NodeCount == 2 ? new InMemoryBackplane() : null;
-        string name = "model-" + Interlocked.Increment(ref s_runs);
-        _nodes = new DefaultCoalescingCache[config.NodeCount];
-        for (int n = 0; n < _nodes.Length; n++)
-        {
-            _nodes[n] = CreateNode(name, config, _l2, _world.Time, _backplane);
-        }
-    }
-
-    /// <summary>
-    /// The one place the harness builds a cache: the internal constructor, as <see cref="TestCaches.Create"/> uses it,
-    /// plus the backplane (which that helper does not take).
-    /// </summary>
-    internal static DefaultCoalescingCache CreateNode(string name, ModelConfig config, ModelDistributedCache? l2, FakeTimeProvider time, InMemoryBackplane? backplane)
-    {
-        var options = new CoalescingCacheOptions
-        {
-            Name = name,
-            JitterRatio = 0,
-            DefaultExpiration = ModelTimings.Expiration,
-            DefaultLocalExpiration = config.ShortLocalLifetime ? ModelTimings.ShortLocalExpiration : null,
-            DistributedCacheTimeout = ModelTimings.L2Timeout,
-            FailSafeMaxDuration = ModelTimings.FailSafeMax,
-            FailSafeThrottleDuration = ModelTimings.FailSafeThrottle,
-            AllowTimedOutLoaderBackgroundCompletion = config.BackgroundCompletion,
-            DistributedCacheCircuitBreakerThreshold = ModelTimings.BreakerThreshold,
-            DistributedCacheCircuitBreakerWindow = ModelTimings.BreakerWindow,
-            DistributedCacheCircuitBreakerDuration = ModelTimings.BreakerDuration,
-            TagCheckInterval = ModelTimings.TagCheckInterval,
-        };
-        return new DefaultCoalescingCache(options, l2, time, loggerFactory: null, meterFactory: null, serializers: null, random: static () => 0.5, backplane: backplane);
+        _nodes = (nodes ?? CoreNode.Create)(config, _world.Time, _l2, _backplane);
     }
 
     /// <summary>Runs the program and returns its history. <paramref name="collectUnobserved"/> forces the garbage collections that surface unobserved task exceptions.</summary>
@@ -82,11 +52,7 @@ internal sealed class ModelRunner : IDisposable
 
         Drain();
         Audit();
-        foreach (DefaultCoalescingCache node in _nodes)
-        {
-            node.Dispose();
-        }
-
+        DisposeNodes();
         if (collectUnobserved)
         {
             foreach (string exception in UnobservedExceptions.Collect())
@@ -98,9 +64,17 @@ internal sealed class ModelRunner : IDisposable
         return _world;
     }
 
-    public void Dispose()
+    public void Dispose() => DisposeNodes();
+
+    private void DisposeNodes()
     {
-        foreach (DefaultCoalescingCache node in _nodes)
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (IModelNode node in _nodes)
         {
             node.Dispose();
         }
@@ -155,7 +129,7 @@ internal sealed class ModelRunner : IDisposable
     private async Task CallAsync(OpRecord op, Func<OpRecord, Task> body)
     {
         ModelWorld.CurrentOp.Value = op;
-        _backplane?.Sender.Value = _nodes[op.Node]; // a real backplane skips the sender's own messages
+        _backplane?.Sender.Value = _nodes[op.Node].Sink; // a real backplane skips the sender's own messages
         op.InvokedClock = _world.Now;
         op.InvokedAt = _world.Next();
         try
@@ -176,13 +150,13 @@ internal sealed class ModelRunner : IDisposable
     private async Task GetAsync(OpRecord op, int key, LoaderMode mode)
     {
         CacheEntryOptions options = _program.Config.Keys[key].ToOptions();
-        op.Values[key] = await _nodes[op.Node].GetOrLoadAsync(ModelConfig.KeyName(key), _loaders.Single(op.Node, key, mode), options);
+        op.Values[key] = await _nodes[op.Node].Cache.GetOrLoadAsync(ModelConfig.KeyName(key), _loaders.Single(op.Node, key, mode), options);
     }
 
     private async Task GetManyAsync(OpRecord op, LoaderMode mode)
     {
         CacheEntryOptions options = _program.Config.Keys[op.Keys[0]].ToOptions();
-        IReadOnlyDictionary<string, long> found = await _nodes[op.Node].GetOrLoadManyAsync(op.Keys.Select(ModelConfig.KeyName), _loaders.Batch(op.Node, mode), options);
+        IReadOnlyDictionary<string, long> found = await _nodes[op.Node].Cache.GetOrLoadManyAsync(op.Keys.Select(ModelConfig.KeyName), _loaders.Batch(op.Node, mode), options);
         foreach (int key in op.Keys)
         {
             if (found.TryGetValue(ModelConfig.KeyName(key), out long stamp))
@@ -194,7 +168,7 @@ internal sealed class ModelRunner : IDisposable
 
     private async Task TryGetAsync(OpRecord op)
     {
-        CacheLookup<long> lookup = await _nodes[op.Node].TryGetAsync<long>(ModelConfig.KeyName(op.Keys[0]));
+        CacheLookup<long> lookup = await _nodes[op.Node].Cache.TryGetAsync<long>(ModelConfig.KeyName(op.Keys[0]));
         op.Lookup = lookup.Status;
         if (lookup.Found)
         {
@@ -210,7 +184,7 @@ internal sealed class ModelRunner : IDisposable
             op.Written[key] = _world.WriteRow(key);
         }
 
-        DefaultCoalescingCache node = _nodes[op.Node];
+        ICoalescingCache node = _nodes[op.Node].Cache;
         switch (op.Kind)
         {
             case OpKind.Set:

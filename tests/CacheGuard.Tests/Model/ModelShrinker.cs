@@ -11,7 +11,7 @@ internal static class ModelShrinker
 {
     private const int Attempts = 8;
 
-    public static (ModelProgram Program, ModelViolationException Failure) Reduce(ModelProgram program, ModelViolationException failure, ModelProperty property, TimeSpan budget)
+    public static (ModelProgram Program, ModelViolationException Failure) Reduce(ModelProgram program, ModelViolationException failure, ModelProperty property, TimeSpan budget, ModelNodeFactory? nodes = null)
     {
         var clock = Stopwatch.StartNew();
         bool progress = true;
@@ -25,7 +25,7 @@ internal static class ModelShrinker
                     break;
                 }
 
-                if (Fails(candidate, property) is { } smaller)
+                if (Fails(candidate, property, Attempts, nodes) is { } smaller)
                 {
                     (program, failure, progress) = (candidate, smaller, true);
                     break;
@@ -37,11 +37,11 @@ internal static class ModelShrinker
     }
 
     /// <summary>Runs a program a few times; returns the first violation of the property, or null.</summary>
-    public static ModelViolationException? Fails(ModelProgram program, ModelProperty property, int attempts = Attempts)
+    public static ModelViolationException? Fails(ModelProgram program, ModelProperty property, int attempts = Attempts, ModelNodeFactory? nodes = null)
     {
         for (int i = 0; i < attempts; i++)
         {
-            using var runner = new ModelRunner(program);
+            using var runner = new ModelRunner(program, nodes);
             ModelWorld world = runner.Run(property == ModelProperty.NoUnobservedTaskExceptions);
             List<string> violations = ModelChecks.Check(world, property);
             if (violations.Count > 0)
