@@ -9,7 +9,8 @@
 // Run:      dotnet test tests/CacheGuard.Tests --filter "FullyQualifiedName~Model.ModelHarnessTests"   (all of it: --filter Category=Model)
 // Trust:    ModelHarnessSelfTests runs the same harness against a trivially correct reference cache (every property must
 //           hold) and against deliberately broken variants of it (they must be caught).
-// Longer:   CACHEGUARD_MODEL_ITERATIONS=20000 dotnet test ... (runs per property; the default suits CI).
+// Longer:   CACHEGUARD_MODEL_ITERATIONS=20000 dotnet test ... (runs per property, default 2,000; the unobserved-exception
+//           test runs a quarter of it, as each of its runs forces two full garbage collections).
 //           CACHEGUARD_MODEL_SELF_ITERATIONS does the same for ModelHarnessSelfTests (the harness against a reference cache).
 // Replay:   a failure prints 'Set seed: "<seed>"'. Run that test alone with
 //             CsCheck_Seed=<seed> CACHEGUARD_MODEL_ITERATIONS=1 dotnet test tests/CacheGuard.Tests --filter "Name=<test>"
@@ -18,6 +19,19 @@
 //           The failure also prints the program reduced further (steps dropped and simplified while it still fails,
 //           for up to CACHEGUARD_MODEL_SHRINK_SECONDS, default 15) and that program as C#: paste it into
 //           ModelRegressionTests.Replay to keep it as a regression test.
+//
+// On the core as issue 11 found it, five of the six tests fail. The minimal programs (A = node, cN = caller):
+//   NoValueOlderThan...:  A c1 GetOrLoad(k0, gated) · A c2 db write, RemoveByTag("*") · (release) → the audit read sees v0   (a)
+//                         k0 hard 3 s: c1 GetOrLoad(gated) · clock +3 s · c2 Set(k0) · (release) → the audit sees v0        (a)
+//                         k0 tag b: c1 GetOrLoad(gated) · c2 RemoveByTag(b) · c3 GetOrLoad → c3 joins c1's load, gets v0 (a)
+//                         k1 fail-safe, soft 1 s, tag a: Set · RemoveByTag(a) · clock +10 · GetOrLoad(gated) · clock +1
+//                           → fail-safe serves the tag-invalidated value                                               (c)
+//   OneLoaderPerKey:      k0 hard 3 s: c1 GetOrLoad(gated) · clock +3 s · c2 GetOrLoad → a second loader runs               (b)
+//   EveryCallCompletes:   k0 hard 3 s: c1 GetOrLoadMany([k0], gated) · clock +10 · clock +8 → 18 s, no timeout              (i)
+//   NoUnobserved...:      c1 GetOrLoad(k0, loader fails asynchronously) → UnobservedTaskException                          (e)
+//   StaleOnlyAs...:       k2 fail-safe: Set · clock +17 · GetOrLoad(gated) · clock +3 · loader fails · clock +1
+//                           → the value is served 21 s after it was stored (lifetime 10 s + FailSafeMaxDuration 10 s)  (c)
+//   OnlyAllowedErrors holds. More (two nodes, L2 faults, replay) in the report of ModelSurveyTests.Survey.
 using System.Diagnostics;
 using System.Globalization;
 using CsCheck;
@@ -60,8 +74,8 @@ public class ModelHarnessTests
     {
         string? seed = Environment.GetEnvironmentVariable("CsCheck_Seed") is { Length: > 0 } given ? given : null;
         int attempts = seed is null ? 1 : Setting("CACHEGUARD_MODEL_REPLAYS", DefaultReplays);
-        long budget = iterations ?? Setting("CACHEGUARD_MODEL_ITERATIONS", DefaultIterations);
         bool unobserved = property == ModelProperty.NoUnobservedTaskExceptions;
+        long budget = iterations ?? Setting("CACHEGUARD_MODEL_ITERATIONS", DefaultIterations) / (unobserved ? 4 : 1); // two full GCs per run
         if (unobserved)
         {
             _ = UnobservedExceptions.Collect(); // whatever earlier tests left behind is not this test's
