@@ -57,6 +57,28 @@ public class ALoadThatStartedBeforeAnInvalidation_NeverLandsAfterIt
     [TestCase(Invalidation.Remove)]
     [TestCase(Invalidation.RemoveAll)]
     [TestCase(Invalidation.Backplane)]
+    public async Task ACallerThatStartsAfterTheInvalidation_DoesNotJoinTheLoadThatStartedBefore(Invalidation kind)
+    {
+        using var cluster = new Cluster();
+        var loader = new TestCaches.GatedLoader<string>();
+        var first = cluster.A.GetOrLoadAsync(Key, loader.Load).AsTask();
+        await TestCaches.Until(() => loader.Calls == 1, "the load starts");
+
+        await cluster.InvalidateAsync(kind, Key);
+        var second = cluster.A.GetOrLoadAsync(Key, Loads("fresh")).AsTask();
+        loader.Gate.SetResult("old");
+        Assert.That(await first.WaitAsync(Guard), Is.EqualTo("old"));
+
+        Assert.That(
+            await second.WaitAsync(Guard),
+            Is.EqualTo(Cluster.Expected(kind, "fresh")),
+            $"A caller that started after {kind} completed joined the load that started before it.");
+    }
+
+    [TestCase(Invalidation.Set)]
+    [TestCase(Invalidation.Remove)]
+    [TestCase(Invalidation.RemoveAll)]
+    [TestCase(Invalidation.Backplane)]
     public async Task ALoadFinishingInTheBackgroundAfterASoftTimeout_KeepsItsResultOutOfBothLevels(Invalidation kind)
     {
         using var cluster = new Cluster(o => { o.DefaultExpiration = TimeSpan.FromMinutes(1); o.FailSafe = true; o.LoaderSoftTimeout = TimeSpan.FromSeconds(1); });
