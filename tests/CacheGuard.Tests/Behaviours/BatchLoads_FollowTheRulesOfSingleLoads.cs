@@ -42,12 +42,12 @@ public class BatchLoads_FollowTheRulesOfSingleLoads
         var time = new FakeTimeProvider();
         using var cache = TestCaches.Create(time: time);
         var loader = new GatedBatchLoader();
+        int armed = time.ArmedTimers;
         var batch = cache.GetOrLoadManyAsync<string>(Keys, loader.Load, new CacheEntryOptions { LoaderHardTimeout = Hard }).AsTask();
-        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > 0, "the batch loader runs under the hard timeout");
+        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > armed, "the batch loader runs under the hard timeout");
 
         time.Advance(Hard);
-        await TestCaches.Until(() => batch.IsCompleted, "the batch caller's hard timeout ends its wait");
-        Assert.ThrowsAsync<TimeoutException>(async () => await batch);
+        await Expect.ThrowsAsync<TimeoutException>(batch, "The batch caller's hard timeout did not end its wait.");
 
         loader.Gate.SetResult(Values(Keys, "late"));
         await TestCaches.Until(() => cache.BackgroundCount == 0, "the batch finishes in the background");
@@ -77,8 +77,9 @@ public class BatchLoads_FollowTheRulesOfSingleLoads
         time.Advance(TimeSpan.FromMinutes(1));
 
         var loader = new GatedBatchLoader();
+        int armed = time.ArmedTimers;
         var batch = cache.GetOrLoadManyAsync<string>(Keys, loader.Load, new CacheEntryOptions { LoaderHardTimeout = Hard }).AsTask();
-        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > 0, "the batch loader runs under the hard timeout");
+        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > armed, "the batch loader runs under the hard timeout");
         time.Advance(Hard);
         await TestCaches.Until(() => batch.IsCompleted, "the batch caller's hard timeout ends its wait");
 
@@ -169,7 +170,7 @@ public class BatchLoads_FollowTheRulesOfSingleLoads
         await TestCaches.Until(() => single.IsCompleted || time.ArmedTimers > armed, "the single caller waits under its own hard timeout");
         time.Advance(Hard);
 
-        Assert.ThrowsAsync<TimeoutException>(async () => await single.WaitAsync(Guard), "The single caller that joined the batch's key was not bounded by its hard timeout.");
+        await Expect.ThrowsAsync<TimeoutException>(single, "The single caller that joined the batch's key was not bounded by its hard timeout.");
         loader.Gate.SetResult(Values(Keys, "batch"));
         Assert.That(await batch.WaitAsync(Guard), Is.EquivalentTo(Values(Keys, "batch")));
     }
