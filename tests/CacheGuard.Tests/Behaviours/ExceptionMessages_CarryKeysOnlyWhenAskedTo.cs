@@ -69,11 +69,12 @@ public class ExceptionMessages_CarryKeysOnlyWhenAskedTo
         var time = new FakeTimeProvider();
         using var cache = TestCaches.Create(o => { o.IncludeKeysInTelemetry = includeKeys; o.LoaderHardTimeout = TimeSpan.FromSeconds(3); }, time: time);
         var loader = new TestCaches.GatedLoader<string>();
+        int armed = time.ArmedTimers;
         var call = cache.GetOrLoadAsync(PersonalKey, loader.Load).AsTask();
-        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > 0, "the hard timeout is armed");
+        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > armed, "the hard timeout is armed");
         time.Advance(TimeSpan.FromSeconds(3));
 
-        var ex = Assert.ThrowsAsync<TimeoutException>(async () => await call.WaitAsync(Guard));
+        var ex = await Expect.ThrowsAsync<TimeoutException>(call);
 
         AssertKeyShownOnlyWhenAsked(ex, includeKeys);
         Assert.That(ex!.Message, Does.Contain("LoaderHardTimeout"), "The message still names the option.");

@@ -174,7 +174,7 @@ public class Lifetimes_NeverFailACallAfterTheLoad
         }
 
         // Envelope v1: created (UTC ticks) at offset 8, logical expiry at offset 16, both little endian.
-        string l2Key = l2.Keys.Single();
+        string l2Key = l2.Keys.Single(k => ControlledDistributedCache.IsEntry(k, l2.Raw(k)));
         byte[] envelope = l2.Raw(l2Key)!;
         long created = BinaryPrimitives.ReadInt64LittleEndian(envelope.AsSpan(8));
         long absurd = expiry switch

@@ -171,8 +171,9 @@ public class NoExceptionIsEverUnobserved
         await cache.GetOrLoadAsync($"k-{marker}", _ => Task.FromResult("v0"));
         time.Advance(TimeSpan.FromMinutes(1));
         var gate = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int armed = time.ArmedTimers;
         var call = cache.GetOrLoadAsync($"k-{marker}", _ => gate.Task).AsTask();
-        await TestCaches.Until(() => time.ArmedTimers > 0, "the soft timeout is armed");
+        await TestCaches.Until(() => time.ArmedTimers > armed, "the soft timeout is armed");
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.That(await call.WaitAsync(Guard), Is.EqualTo("v0"));
         gate.SetException(new MarkedException(marker));
@@ -185,10 +186,11 @@ public class NoExceptionIsEverUnobserved
         var time = new FakeTimeProvider();
         using var cache = TestCaches.Create(o => { KeysInMessages(o); o.LoaderHardTimeout = TimeSpan.FromSeconds(3); }, time: time);
         var gate = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int armed = time.ArmedTimers;
         var call = cache.GetOrLoadAsync($"k-{marker}", _ => gate.Task).AsTask();
-        await TestCaches.Until(() => time.ArmedTimers > 0, "the hard timeout is armed");
+        await TestCaches.Until(() => time.ArmedTimers > armed, "the hard timeout is armed");
         time.Advance(TimeSpan.FromSeconds(3));
-        await ExpectAsync<TimeoutException>(() => call);
+        await Expect.ThrowsAsync<TimeoutException>(call);
         gate.SetException(new MarkedException(marker));
         await TestCaches.Until(() => cache.BackgroundCount == 0, "the background load ends");
     });

@@ -16,10 +16,11 @@ public class OneLoaderPerKey_EvenAfterTimeouts
     private static async Task<(Task<string> First, TaskCompletionSource<string> Gate)> TimeOutAFirstCallerAsync(Internal.DefaultCoalescingCache cache, FakeTimeProvider time, ConcurrencyProbe probe)
     {
         var gate = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int armed = time.ArmedTimers;
         var first = cache.GetOrLoadAsync("k", _ => probe.Run(() => gate.Task)).AsTask();
-        await TestCaches.Until(() => probe.Calls == 1 && time.ArmedTimers > 0, "the first load runs under its hard timeout");
+        await TestCaches.Until(() => probe.Calls == 1 && time.ArmedTimers > armed, "the first load runs under its hard timeout");
         time.Advance(Hard);
-        Assert.ThrowsAsync<TimeoutException>(async () => await first.WaitAsync(Guard));
+        await Expect.ThrowsAsync<TimeoutException>(first);
         return (first, gate);
     }
 
@@ -57,7 +58,7 @@ public class OneLoaderPerKey_EvenAfterTimeouts
         time.Advance(Hard - TimeSpan.FromTicks(1));
         Assert.That(second.IsCompleted, Is.False, "The second caller's wait ended before its own hard timeout.");
         time.Advance(TimeSpan.FromTicks(1));
-        Assert.ThrowsAsync<TimeoutException>(async () => await second.WaitAsync(Guard));
+        await Expect.ThrowsAsync<TimeoutException>(second);
 
         gate.SetResult("first loader");
         await TestCaches.Until(() => cache.BackgroundCount == 0, "the background completion finishes");
@@ -71,20 +72,21 @@ public class OneLoaderPerKey_EvenAfterTimeouts
         var time = new FakeTimeProvider();
         using var cache = TestCaches.Create(o => o.LoaderHardTimeout = Hard, time: time);
         var loader = new TestCaches.GatedLoader<string>();
+        int armed = time.ArmedTimers;
         var first = cache.GetOrLoadAsync("k", loader.Load).AsTask();
-        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > 0, "the first caller waits under its hard timeout");
+        await TestCaches.Until(() => loader.Calls == 1 && time.ArmedTimers > armed, "the first caller waits under its hard timeout");
 
         time.Advance(TimeSpan.FromSeconds(2));
         var second = cache.GetOrLoadAsync("k", loader.Load).AsTask();
         await TestCaches.Until(() => cache.WaitersFor("k") == 2 || second.IsCompleted, "the second caller joins");
 
         time.Advance(TimeSpan.FromSeconds(1)); // the first caller's 3 s are up; the second has waited 1 s
-        Assert.ThrowsAsync<TimeoutException>(async () => await first.WaitAsync(Guard));
+        await Expect.ThrowsAsync<TimeoutException>(first);
         Assert.That(second.IsCompleted, Is.False, "The second caller's wait ended at the first caller's hard timeout, 1 s into its own.");
 
-        await TestCaches.Until(() => time.ArmedTimers > 0, "the second caller's own hard timeout is armed");
+        await TestCaches.Until(() => time.ArmedTimers > armed, "the second caller's own hard timeout is armed");
         time.Advance(TimeSpan.FromSeconds(2));
-        Assert.ThrowsAsync<TimeoutException>(async () => await second.WaitAsync(Guard));
+        await Expect.ThrowsAsync<TimeoutException>(second);
         Assert.That(loader.Calls, Is.EqualTo(1));
         loader.Gate.SetResult("v");
     }
@@ -103,7 +105,7 @@ public class OneLoaderPerKey_EvenAfterTimeouts
         await TestCaches.Until(() => second.IsCompleted || time.ArmedTimers > armed, "the joining caller's own hard timeout is armed");
         time.Advance(Hard);
 
-        Assert.ThrowsAsync<TimeoutException>(async () => await second.WaitAsync(Guard));
+        await Expect.ThrowsAsync<TimeoutException>(second);
         Assert.That(first.IsCompleted, Is.False, "The leader has no hard timeout: it still waits.");
         loader.Gate.SetResult("v");
         Assert.That(await first.WaitAsync(Guard), Is.EqualTo("v"));

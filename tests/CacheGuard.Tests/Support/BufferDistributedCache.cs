@@ -19,11 +19,11 @@ public sealed class BufferDistributedCache : IBufferDistributedCache
     private readonly ConcurrentDictionary<string, byte[]> _entries = new(StringComparer.Ordinal);
     private readonly Channel<HeldBufferCall> _held = Channel.CreateUnbounded<HeldBufferCall>();
 
-    /// <summary>Gets or sets which reads are held (by L2 key).</summary>
-    public Func<string, bool>? HoldReads { get; set; }
+    /// <summary>Gets or sets which reads are held, by the stored bytes they will answer with.</summary>
+    public Func<byte[], bool>? HoldReads { get; set; }
 
-    /// <summary>Gets or sets which writes are held (by L2 key).</summary>
-    public Func<string, bool>? HoldWrites { get; set; }
+    /// <summary>Gets or sets which writes are held, by the bytes written.</summary>
+    public Func<byte[], bool>? HoldWrites { get; set; }
 
     public IReadOnlyCollection<string> Keys => _entries.Keys.ToArray();
 
@@ -37,7 +37,7 @@ public sealed class BufferDistributedCache : IBufferDistributedCache
             return false;
         }
 
-        if (HoldReads?.Invoke(key) != true)
+        if (HoldReads?.Invoke(data) != true)
         {
             destination.Write(data);
             return true;
@@ -59,7 +59,7 @@ public sealed class BufferDistributedCache : IBufferDistributedCache
     public async ValueTask SetAsync(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
         byte[] atEntry = value.ToArray();
-        if (HoldWrites?.Invoke(key) == true)
+        if (HoldWrites?.Invoke(atEntry) == true)
         {
             var call = new HeldBufferCall(key);
             _held.Writer.TryWrite(call);

@@ -16,11 +16,17 @@ public sealed class ControlledDistributedCache(FakeDistributedCache store) : IDi
     /// <summary>Gets the store every view shares.</summary>
     public FakeDistributedCache Store => store;
 
-    /// <summary>Gets or sets which reads are held (by L2 key); <see langword="null"/> holds none.</summary>
-    public Func<string, bool>? HoldReads { get; set; }
+    /// <summary>Gets or sets which reads are held, by L2 key and what the read finds (<see langword="null"/>: a miss); <see langword="null"/> holds none.</summary>
+    public Func<string, byte[]?, bool>? HoldReads { get; set; }
 
-    /// <summary>Gets or sets which writes and removals are held (by L2 key); <see langword="null"/> holds none.</summary>
-    public Func<string, bool>? HoldWrites { get; set; }
+    /// <summary>Gets or sets which writes and removals are held, by L2 key and the value written (<see langword="null"/>: a removal); <see langword="null"/> holds none.</summary>
+    public Func<string, byte[]?, bool>? HoldWrites { get; set; }
+
+    /// <summary>
+    /// Whether a value is an entry (an envelope), as opposed to a miss or a tag's 8-byte invalidation stamp: tests hold
+    /// entry calls by this, without depending on how the cache names its L2 keys.
+    /// </summary>
+    public static bool IsEntry(string l2Key, byte[]? value) => value is { Length: > 16 };
 
     /// <summary>Gets or sets the exception every call fails with, asynchronously; <see langword="null"/> when healthy.</summary>
     public Func<Exception>? FailWith { get; set; }
@@ -34,9 +40,9 @@ public sealed class ControlledDistributedCache(FakeDistributedCache store) : IDi
     public async Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
         await FailIfDownAsync().ConfigureAwait(false);
-        bool hold = HoldReads?.Invoke(key) == true;
+        Func<string, byte[]?, bool>? holdReads = HoldReads;
         byte[]? snapshot = await store.GetAsync(key, CancellationToken.None).ConfigureAwait(false);
-        if (hold)
+        if (holdReads?.Invoke(key, snapshot) == true)
         {
             var call = new HeldCall(HeldCallKind.Read, key, snapshot);
             _held.Writer.TryWrite(call);
@@ -55,7 +61,7 @@ public sealed class ControlledDistributedCache(FakeDistributedCache store) : IDi
     public async Task RemoveAsync(string key, CancellationToken token = default)
     {
         await FailIfDownAsync().ConfigureAwait(false);
-        if (HoldWrites?.Invoke(key) == true)
+        if (HoldWrites?.Invoke(key, null) == true)
         {
             var call = new HeldCall(HeldCallKind.Remove, key, null);
             _held.Writer.TryWrite(call);
@@ -70,7 +76,7 @@ public sealed class ControlledDistributedCache(FakeDistributedCache store) : IDi
     public async Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
         await FailIfDownAsync().ConfigureAwait(false);
-        if (HoldWrites?.Invoke(key) == true)
+        if (HoldWrites?.Invoke(key, value) == true)
         {
             var call = new HeldCall(HeldCallKind.Write, key, value);
             _held.Writer.TryWrite(call);
