@@ -5,8 +5,8 @@ namespace CacheGuard;
 /// node evicts them from its L1. CacheGuard.Redis provides one over Redis pub/sub.
 /// </summary>
 /// <remarks>
-/// The cache publishes after every <c>SetAsync</c>, <c>RemoveAsync</c>, <c>RemoveByTagAsync</c> and completed load, and
-/// subscribes once, when it is created. Implementations must not throw from <see cref="PublishAsync"/> for transport
+/// The cache publishes after every <c>SetAsync</c>, <c>RemoveAsync</c> and <c>RemoveByTagAsync</c> (a load changes nothing
+/// other nodes hold, so it is not announced), and subscribes once, when it is created. Implementations must not throw from <see cref="PublishAsync"/> for transport
 /// failures (log them instead: a lost message is bounded by the L1 lifetime) and must call
 /// <see cref="ICacheInvalidationSink.OnMessagesMayHaveBeenLost"/> whenever they cannot be sure they saw every message.
 /// </remarks>

@@ -6,7 +6,7 @@ namespace CacheGuard.Internal;
 /// This node's side of the backplane: announcing changes made here. A failed announcement is logged and never reaches a
 /// caller (a lost message is bounded by the L1 lifetime). Receiving is <see cref="Invalidations"/>'s.
 /// </summary>
-internal sealed class BackplaneLink(CacheSettings settings, ICacheBackplane? backplane, ILogger logger, BackgroundWork background)
+internal sealed class BackplaneLink(CacheSettings settings, ICacheBackplane? backplane, ILogger logger)
 {
     public bool Enabled => backplane is not null;
 
@@ -39,15 +39,6 @@ internal sealed class BackplaneLink(CacheSettings settings, ICacheBackplane? bac
 #pragma warning restore CA1031
         {
             Log.BackplanePublishFailed(logger, settings.Name, ex);
-        }
-    }
-
-    /// <summary>Announces a completed load without making its callers wait.</summary>
-    public void AnnounceInBackground(string key)
-    {
-        if (backplane is not null)
-        {
-            background.Track(AnnounceAsync(key, null, CancellationToken.None).AsTask(), key);
         }
     }
 }

@@ -104,8 +104,21 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
     /// <summary>Created on demand, under the lock, by the first caller that must wait: an uncontended flight that completes synchronously never allocates one.</summary>
     internal TaskCompletionSource<T>? Completion; // guarded
 
-    /// <summary>Gets or sets the stale value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
-    public CacheItem<T>? Stale { get; set; }
+    /// <summary>Gets the value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
+    public CacheItem<T>? Stale { get; private set; }
+
+    /// <summary>Gets the last moment <see cref="Stale"/> may be served, in UTC ticks.</summary>
+    public long StaleUntilTicks { get; private set; }
+
+    /// <summary>Offers a stand-in, servable until <paramref name="untilTicks"/>; the first one offered is kept.</summary>
+    public void OfferStale(CacheItem<T> item, long untilTicks)
+    {
+        if (Stale is null)
+        {
+            StaleUntilTicks = untilTicks;
+            Stale = item;
+        }
+    }
 
     public override Type ValueType => typeof(T);
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace CacheGuard.Internal;
@@ -245,9 +246,23 @@ internal sealed class FlightTable<TKey>
         : replaced.Loader == LoaderStage.NotStarted && replaced.Predecessor is { Loader: LoaderStage.Running } ancestor ? ancestor
         : null;
 
+    /// <summary>
+    /// Takes a finished (or abandoned) flight out of its key's slot, if it is still there. When the flight it replaced
+    /// still runs its loader, that one goes back in the slot (not joinable): the next flight for the key must wait for it.
+    /// </summary>
     private void RemoveIfCurrent(Flight<TKey> flight)
     {
-        if (_flights.TryGetValue(flight.Key, out Flight<TKey>? current) && ReferenceEquals(current, flight))
+        ref Flight<TKey> slot = ref CollectionsMarshal.GetValueRefOrNullRef(_flights, flight.Key);
+        if (Unsafe.IsNullRef(ref slot) || !ReferenceEquals(slot, flight))
+        {
+            return;
+        }
+
+        if (flight.Predecessor is { Loader: LoaderStage.Running } loading)
+        {
+            slot = loading;
+        }
+        else
         {
             _flights.Remove(flight.Key);
         }

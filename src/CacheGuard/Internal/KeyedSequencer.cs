@@ -9,6 +9,7 @@ internal sealed class KeyedSequencer
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Turn> _tails = new(StringComparer.Ordinal); // guarded by _gate
+    private int _keys; // how many keys have a turn: read without the lock, so an idle sequencer costs readers nothing
 
     /// <summary>Gets the number of keys with a turn held or waiting: a test hook.</summary>
     public int Count
@@ -29,7 +30,11 @@ internal sealed class KeyedSequencer
         Turn? previous;
         lock (_gate)
         {
-            _tails.TryGetValue(key, out previous);
+            if (!_tails.TryGetValue(key, out previous))
+            {
+                Interlocked.Increment(ref _keys);
+            }
+
             _tails[key] = turn;
             if (previous is not null)
             {
@@ -54,6 +59,29 @@ internal sealed class KeyedSequencer
         }
     }
 
+    /// <summary>
+    /// Completes once every turn of <paramref name="key"/> begun so far has ended (the last of them: turns end in order): a read of the key waits for this node's
+    /// mutations in progress, so it never sees a value one of them is about to remove again.
+    /// </summary>
+    public ValueTask WhenIdleAsync(string key)
+    {
+        if (Volatile.Read(ref _keys) == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        TaskCompletionSource? idle = null;
+        lock (_gate)
+        {
+            if (_tails.TryGetValue(key, out Turn? tail) && !tail.Ended)
+            {
+                idle = tail.Idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        return idle is null ? ValueTask.CompletedTask : new ValueTask(idle.Task);
+    }
+
     private void End(Turn turn)
     {
         Turn? next;
@@ -64,10 +92,12 @@ internal sealed class KeyedSequencer
             if (next is null && _tails.TryGetValue(turn.Key, out Turn? tail) && ReferenceEquals(tail, turn))
             {
                 _tails.Remove(turn.Key);
+                Interlocked.Decrement(ref _keys);
             }
         }
 
         next?.Started?.TrySetResult();
+        turn.Idle?.TrySetResult(); // it was the key's last turn when its readers asked: every turn before it has ended too
     }
 
     /// <summary>One key's turn; ends when disposed.</summary>
@@ -80,6 +110,8 @@ internal sealed class KeyedSequencer
         internal Turn? Next; // guarded
 
         internal bool Ended; // guarded
+
+        internal TaskCompletionSource? Idle; // guarded: completed when this turn ends, for readers that asked while it was the last
 
         public void Dispose() => owner.End(this);
     }

@@ -38,6 +38,9 @@ internal sealed partial class L2Gateway : IDisposable
         }
     }
 
+    /// <summary>Whether a write or removal of this key waits for replay: what L2 holds for it is older than what this node wrote.</summary>
+    private bool HasPending(string l2Key) => !_pending.IsEmpty && _pending.ContainsKey(l2Key);
+
     /// <summary>Whether an L2 call may go ahead now: the client says it is connected and the breaker lets it through.</summary>
     private bool Allowed()
     {

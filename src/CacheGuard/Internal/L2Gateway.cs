@@ -71,6 +71,17 @@ internal sealed partial class L2Gateway
         // One GetAsync, not IBufferDistributedCache.TryGetAsync: Microsoft's RedisCache answers the former with one
         // command and the latter with two (HMGET of the metadata, then HGET of the data).
         string l2Key = _settings.Keys.Entry(key);
+        ValueTask idle = Sequencer.WhenIdleAsync(l2Key);
+        if (!idle.IsCompletedSuccessfully)
+        {
+            await idle.ConfigureAwait(false); // this node is writing or removing the key: read what it leaves
+        }
+
+        if (HasPending(l2Key))
+        {
+            return null; // this node's own newer write or removal of the key has not reached L2 yet: L2's copy is older
+        }
+
         using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, key, _settings.KeysInTelemetry);
         try
@@ -82,6 +93,30 @@ internal sealed partial class L2Gateway
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
             Failed(OperationRead, key, deadline.TimedOut ? null : ex, activity);
+            return null;
+        }
+    }
+
+    /// <summary>Reads only the creation time of an entry's envelope (<see langword="null"/>: none, unusable, or L2 could not say).</summary>
+    public async ValueTask<long?> ReadCreatedTicksAsync(string key)
+    {
+        if (!Allowed())
+        {
+            return null;
+        }
+
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        try
+        {
+            byte[]? bytes = await BoundAsync(_l2.GetAsync(_settings.Keys.Entry(key), deadline.Token), deadline.Token).ConfigureAwait(false);
+            Succeeded();
+            return bytes is not null && Envelope.TryRead(bytes, out EnvelopeHeader header, out _, out _) == EnvelopeStatus.Ok ? header.CreatedTicks : null;
+        }
+#pragma warning disable CA1031 // L2 could not say: nothing to repair now.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Failed(OperationRead, key, deadline.TimedOut ? null : ex, null);
             return null;
         }
     }
@@ -122,7 +157,7 @@ internal sealed partial class L2Gateway
             Succeeded();
             for (int i = 0; i < items.Length && i < payloads.Length; i++)
             {
-                items[i] = payloads[i] is { } payload ? Decode<T>(keys[i], payload) : null;
+                items[i] = payloads[i] is { } payload && !HasPending(l2Keys[i]) ? Decode<T>(keys[i], payload) : null;
             }
         }
 #pragma warning disable CA1031 // An L2 failure is a miss for every key of the batch.

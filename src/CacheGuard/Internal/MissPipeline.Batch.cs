@@ -198,7 +198,7 @@ internal sealed partial class MissPipeline
 
                     if (item is not null && policy.FailSafe && now < item.ExpiresTicks + policy.FailSafeMax.Ticks)
                     {
-                        pending[i].Stale ??= item;
+                        pending[i].OfferStale(item, item.ExpiresTicks + policy.FailSafeMax.Ticks);
                     }
 
                     next.Add(pending[i]);

@@ -167,9 +167,9 @@ internal sealed partial class MissPipeline
         Log.StaleValueServed(_logger, _settings.Name, logKey, reason, error);
     }
 
-    /// <summary>The flight's stale stand-in, if it is still allowed: within its fail-safe window and not invalidated by a tag since.</summary>
+    /// <summary>The flight's stand-in, if it is still allowed now: within its window (fail-safe's, or its own freshness) and not invalidated by a tag since.</summary>
     private CacheItem<T>? UsableStale<T>(Flight<string, T> flight) =>
-        flight.Stale is { } stale && _tags.Allows(stale.Tags, stale.CreatedTicks) ? stale : null;
+        flight.Stale is { } stale && _settings.NowTicks < flight.StaleUntilTicks && _tags.Allows(stale.Tags, stale.CreatedTicks) ? stale : null;
 
     private TimeoutException HardTimeout(string key, in Policy policy) =>
         new($"The loader for {_settings.KeyPhrase(key)} did not complete within LoaderHardTimeout ({policy.HardTimeout}).");
@@ -194,6 +194,7 @@ internal sealed partial class MissPipeline
             {
                 StaleServed(flight.Key, "soft_timeout", null);
                 TrackInBackground(flight);
+                ObserveAbandoned(result);
                 return stale.Value;
             }
         }
@@ -215,6 +216,7 @@ internal sealed partial class MissPipeline
                 }
 
                 TrackInBackground(flight);
+                ObserveAbandoned(result);
                 if (policy.FailSafe && UsableStale(flight) is { } stale)
                 {
                     StaleServed(flight.Key, "hard_timeout", null);
@@ -227,6 +229,10 @@ internal sealed partial class MissPipeline
 
         return await result.ConfigureAwait(false);
     }
+
+    /// <summary>A caller's wait it stopped awaiting (it got a stale value or its timeout): if the load fails later, that failure is observed here.</summary>
+    private static void ObserveAbandoned(Task wait) =>
+        wait.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>Waits until <paramref name="task"/> completes or <paramref name="timeout"/> passes on the injected clock; never throws.</summary>
     private Task CompletesWithinAsync(Task task, TimeSpan timeout) => AwaitQuietly(task.WaitAsync(CacheSettings.Armable(timeout), _settings.Time));

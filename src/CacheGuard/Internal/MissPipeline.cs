@@ -152,7 +152,7 @@ internal sealed partial class MissPipeline
             }
             else if (refreshOf is not null)
             {
-                flight.Stale = refreshOf; // being served while it is refreshed
+                flight.OfferStale(refreshOf, refreshOf.State?.StaleUntilTicks ?? refreshOf.LocalExpiresTicks); // served while it is refreshed
             }
 
             // 2. L2.
@@ -167,7 +167,10 @@ internal sealed partial class MissPipeline
                         return;
                     }
 
-                    flight.Stale ??= policy.FailSafe && stored.ExpiresTicks <= _settings.NowTicks ? stored : null;
+                    if (policy.FailSafe && stored.ExpiresTicks <= _settings.NowTicks)
+                    {
+                        flight.OfferStale(stored, stored.ExpiresTicks + policy.FailSafeMax.Ticks); // L2 kept it for fail-safe
+                    }
                 }
             }
 
@@ -220,7 +223,7 @@ internal sealed partial class MissPipeline
 
         if (decision == HitDecision.Expired && _hits.IsUsableStale(current))
         {
-            flight.Stale = current; // kept past its expiry for exactly this
+            flight.OfferStale(current, current.State!.StaleUntilTicks); // kept past its expiry for exactly this
         }
 
         return false;

@@ -178,7 +178,10 @@ internal static class ModelChecks
         return first is null ? ended : ended is null ? first : first < ended ? first : ended;
     }
 
-    /// <summary>Whether a load of the key on the read's node failed, was cancelled, or outran a timeout, within the throttle window before the read or during it.</summary>
+    /// <summary>
+    /// Whether the read itself waited past its timeout, or a load of the key on the read's node failed, was cancelled, or
+    /// outran a timeout, within the throttle window before the read or during it.
+    /// </summary>
     private static bool LoadTroubled(ModelWorld world, OpRecord read, int key, KeyPolicy policy)
     {
         if (!policy.FailSafe)
@@ -188,6 +191,14 @@ internal static class ModelChecks
 
         DateTimeOffset from = read.InvokedClock - ModelTimings.FailSafeThrottle;
         TimeSpan? slow = policy.SoftTimeout ? ModelTimings.SoftTimeout : policy.HardTimeout ? ModelTimings.HardTimeout : null;
+
+        // A caller's own soft (or hard) timeout measures its whole wait, whatever stage was slow (L2, the lock or the
+        // loader): once it passed, the stale value is what the policy promises.
+        if (slow is { } own && read.Returned && read.ReturnedClock - read.InvokedClock >= own)
+        {
+            return true;
+        }
+
         DateTimeOffset last = world.Now;
         return world.Loaders.Any(l =>
         {

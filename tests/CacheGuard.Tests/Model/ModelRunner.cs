@@ -112,7 +112,18 @@ internal sealed class ModelRunner : IDisposable
                 _l2?.Mode = mode.Mode;
                 break;
             case AdvanceStep advance:
-                _world.Time.Advance(TimeSpan.FromSeconds(advance.Seconds));
+                // One second at a time, letting work settle in between: a timer armed after an earlier one fired (a
+                // second L2 call after the first timed out) then fires when it is due, not at the end of a long jump.
+                for (int second = 0; second < advance.Seconds; second++)
+                {
+                    if (second > 0)
+                    {
+                        WaitForQuiet();
+                    }
+
+                    _world.Time.Advance(TimeSpan.FromSeconds(1));
+                }
+
                 break;
         }
     }
