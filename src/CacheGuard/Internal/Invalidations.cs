@@ -7,7 +7,7 @@ namespace CacheGuard.Internal;
 /// the backplane. Each supersedes the work in flight on what it invalidates (<see cref="KeyVersions"/>), so the
 /// <see cref="Publisher"/> never lets an older value land after it.
 /// </summary>
-internal sealed class Invalidations(CacheSettings settings, KeyVersions versions, L1Store l1, L2Gateway? l2, TagIndex tags, BackplaneLink backplane, Publisher publisher, BackgroundWork background, CacheMetrics metrics, ILogger logger)
+internal sealed class Invalidations(CacheSettings settings, KeyVersions versions, L1Store l1, L2Gateway? l2, TagIndex tags, BackplaneLink backplane, BackgroundWork background, CacheMetrics metrics, ILogger logger)
 {
     /// <summary>
     /// Removes a key: supersedes the work in flight and drops L1; then, in the key's sequencer turn (after this node's earlier
@@ -50,9 +50,9 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
             // A load of the key running here may have read L2 before the other node's write: it must not land.
             versions.Invalidate(key, l1, removeFromL1: true, settings.NowTicks);
             metrics.BackplaneEviction();
-            if (publisher.TakeRecentLoadWrite(key, out long createdTicks))
+            if (l2 is not null && l2.TakeRecentWrite(key, out long createdTicks))
             {
-                background.Track(RemoveOwnLoadAsync(key, createdTicks), key);
+                background.Track(RemoveOwnWriteAsync(key, createdTicks), key);
             }
         }
         else if (invalidation.Tag is { } tag)
@@ -90,10 +90,11 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
     }
 
     /// <summary>
-    /// A load this node stored just before another node's write was announced may have reached L2 after that write and
-    /// overwritten it: if L2 still holds exactly what this node wrote, remove it (a miss is never wrong; an older value is).
+    /// A load this node stored (or a write it replayed) just before another node's write was announced may have reached L2
+    /// after that write and overwritten it: if L2 still holds exactly what this node wrote, remove it (a miss is never
+    /// wrong; an older value is).
     /// </summary>
-    private async Task RemoveOwnLoadAsync(string key, long createdTicks)
+    private async Task RemoveOwnWriteAsync(string key, long createdTicks)
     {
         using (await l2!.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false))
         {

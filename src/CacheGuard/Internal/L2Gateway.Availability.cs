@@ -15,6 +15,11 @@ internal sealed partial class L2Gateway : IDisposable
     private readonly CircuitBreaker _breaker;
     private readonly IDistributedCacheHealth? _health;
     private readonly ConcurrentDictionary<string, PendingWrite> _pending = new(StringComparer.Ordinal);
+
+    // Loads stored and writes replayed lately (their creation time), kept only when another node may announce a write of
+    // the same key just after this node's write reached L2 over it. See TakeRecentWrite.
+    private readonly ConcurrentDictionary<string, RecentWrite>? _recent;
+    private int _recentAdded;
     private int _replaying;
     private int _failing;
 
@@ -36,6 +41,52 @@ internal sealed partial class L2Gateway : IDisposable
         {
             _health.AvailabilityChanged -= OnAvailabilityChanged;
         }
+    }
+
+    /// <summary>Records that this node is storing (a load) or replaying a value of <paramref name="key"/> in L2 now.</summary>
+    public void NoteRecentWrite(string key, long createdTicks)
+    {
+        if (_recent is null)
+        {
+            return;
+        }
+
+        long now = _settings.Time.GetTimestamp();
+        _recent[key] = new RecentWrite(now, createdTicks);
+        if (Interlocked.Increment(ref _recentAdded) % 1024 == 0)
+        {
+            foreach (KeyValuePair<string, RecentWrite> pair in _recent)
+            {
+                if (_settings.Time.GetElapsedTime(pair.Value.WrittenAt) > _settings.L2Timeout * 2)
+                {
+                    _recent.TryRemove(pair);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Another node announced a write of <paramref name="key"/>: it is newer than anything this node queued for the key
+    /// (dropped now), and if this node stored a load of the key or replayed a write of it within the last two L2 deadlines,
+    /// that value may have reached L2 after the announced write. Returns the creation time of that value, to remove it
+    /// again if L2 still holds it.
+    /// </summary>
+    public bool TakeRecentWrite(string key, out long createdTicks)
+    {
+        createdTicks = 0;
+        if (_pending.TryRemove(_settings.Keys.Entry(key), out _))
+        {
+            string logKey = _settings.LogKey(key);
+            Log.PendingWriteSuperseded(_logger, _settings.Name, logKey);
+        }
+
+        if (_recent is null || !_recent.TryRemove(key, out RecentWrite recent))
+        {
+            return false;
+        }
+
+        createdTicks = recent.CreatedTicks;
+        return _settings.Time.GetElapsedTime(recent.WrittenAt) <= _settings.L2Timeout * 2;
     }
 
     /// <summary>Whether a write or removal of this key waits for replay: what L2 holds for it is older than what this node wrote.</summary>
@@ -160,7 +211,7 @@ internal sealed partial class L2Gateway : IDisposable
             return false;
         }
 
-        _pending[l2Key] = write;
+        _pending[l2Key] = write with { Key = key };
         return true;
     }
 
@@ -232,6 +283,11 @@ internal sealed partial class L2Gateway : IDisposable
             return true;
         }
 
+        if (write.Kind == PendingKind.Entry)
+        {
+            NoteRecentWrite(write.Key, write.CreatedTicks); // another node's write announced meanwhile may be older than L2 now says
+        }
+
         TimeSpan left = write.Expires - _settings.Time.GetUtcNow();
         if (left <= TimeSpan.Zero)
         {
@@ -261,6 +317,12 @@ internal sealed partial class L2Gateway : IDisposable
         Stamp,
     }
 
+    private readonly record struct RecentWrite(long WrittenAt, long CreatedTicks);
+
     /// <summary>A write or removal waiting for replay, with when its data was created (a removal: when it was asked for).</summary>
-    private sealed record PendingWrite(PendingKind Kind, byte[]? Value, DateTimeOffset Expires, long CreatedTicks);
+    private sealed record PendingWrite(PendingKind Kind, byte[]? Value, DateTimeOffset Expires, long CreatedTicks)
+    {
+        /// <summary>Gets the cache key (for an entry; the L2 key for a stamp).</summary>
+        public string Key { get; init; } = string.Empty;
+    }
 }

@@ -36,8 +36,9 @@ internal sealed partial class L2Gateway
     private readonly BackgroundWork _background;
     private int _batchedReads;
 
-    public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background)
+    public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background, bool otherNodesAnnounce)
     {
+        _recent = otherNodesAnnounce ? new(StringComparer.Ordinal) : null;
         _settings = settings;
         _l2 = l2;
         _buffers = l2 as IBufferDistributedCache;
@@ -171,10 +172,13 @@ internal sealed partial class L2Gateway
     }
 
     /// <summary>
-    /// Writes an entry (the caller holds the key's sequencer turn). Returns <see langword="false"/> when it could neither
-    /// be written nor queued for replay (the queue is full), so no node should keep the value.
+    /// Writes an entry (the caller holds the key's sequencer turn). A <paramref name="replayable"/> write (a
+    /// <c>SetAsync</c>) that L2 does not take is queued for replay; a loaded value is not (replaying it later could put an
+    /// old read back over a newer write; the next load after L2 recovers stores a fresh one). Returns
+    /// <see langword="false"/> when a replayable write could neither be written nor queued (the queue is full), so no node
+    /// should keep the value.
     /// </summary>
-    public async ValueTask<bool> WriteAsync<T>(string key, CacheItem<T> item, TimeSpan physicalLifetime, CancellationToken cancellationToken)
+    public async ValueTask<bool> WriteAsync<T>(string key, CacheItem<T> item, TimeSpan physicalLifetime, bool replayable, CancellationToken cancellationToken)
     {
         string l2Key = _settings.Keys.Entry(key);
         var buffer = new PooledBufferWriter();
@@ -200,7 +204,7 @@ internal sealed partial class L2Gateway
             var pending = new PendingWrite(PendingKind.Entry, buffer.ToArray(), _settings.Time.GetUtcNow() + physicalLifetime, item.CreatedTicks);
             if (!Allowed())
             {
-                return Defer(l2Key, key, pending);
+                return !replayable || Defer(l2Key, key, pending);
             }
 
             using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, cancellationToken);
@@ -222,7 +226,7 @@ internal sealed partial class L2Gateway
             catch (Exception ex)
             {
                 Failed(OperationWrite, key, deadline.TimedOut ? null : ex, activity);
-                return Defer(l2Key, key, pending);
+                return !replayable || Defer(l2Key, key, pending);
             }
         }
         finally

@@ -27,6 +27,7 @@ internal static partial class Log
     public const int L2RecoveredId = 20;
     public const int LoadLockWaitEndedId = 21;
     public const int LoadLockStillFailingId = 22;
+    public const int PendingWriteSupersededId = 23;
 
     [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
     public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
@@ -90,6 +91,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = LoadLockStillFailingId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it.")]
     public static partial void LoadLockStillFailing(ILogger logger, string cacheName, string key, Exception exception);
+
+    [LoggerMessage(EventId = PendingWriteSupersededId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': another node announced a write of key '{Key}'; this node's older write of it, waiting for replay, was dropped.")]
+    public static partial void PendingWriteSuperseded(ILogger logger, string cacheName, string key);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
     public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace CacheGuard.Internal;
 
 /// <summary>
@@ -15,13 +13,6 @@ namespace CacheGuard.Internal;
 /// </remarks>
 internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1Store l1, L2Gateway? l2, TagIndex tags, BackplaneLink backplane)
 {
-    private const int PruneRecentEvery = 1024;
-
-    // Loads this node stored in L2 lately (their creation time), kept only with a backplane: another node's write of the
-    // key announced just after may have reached L2 before this load's value overwrote it. See TakeRecentLoadWrite.
-    private readonly ConcurrentDictionary<string, RecentWrite>? _recent = backplane.Enabled && l2 is not null ? new(StringComparer.Ordinal) : null;
-    private int _recentAdded;
-
     /// <summary>Places a value from work that started with <paramref name="ticket"/> in L1, if it may still land there.</summary>
     /// <returns>Whether it landed.</returns>
     /// <param name="key">The key.</param>
@@ -74,50 +65,10 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
             {
                 return;
             }
-
-            NoteRecentLoadWrite(key, item.CreatedTicks);
         }
 
         // A load is not announced: it changed nothing other nodes hold (only writes and removals are announced).
         PublishLocal(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags);
-    }
-
-    /// <summary>
-    /// Whether this node stored a load of <paramref name="key"/> in L2 within the last two L2 deadlines, and if so the
-    /// creation time it wrote. Called when another node announces a write of the key: if L2 still holds this node's value,
-    /// it may have overwritten that newer write (the announcement follows the write), so it must go.
-    /// </summary>
-    public bool TakeRecentLoadWrite(string key, out long createdTicks)
-    {
-        createdTicks = 0;
-        if (_recent is null || !_recent.TryRemove(key, out RecentWrite recent))
-        {
-            return false;
-        }
-
-        createdTicks = recent.CreatedTicks;
-        return settings.Time.GetElapsedTime(recent.WrittenAt) <= settings.L2Timeout * 2;
-    }
-
-    private void NoteRecentLoadWrite(string key, long createdTicks)
-    {
-        if (_recent is null)
-        {
-            return;
-        }
-
-        long now = settings.Time.GetTimestamp();
-        _recent[key] = new RecentWrite(now, createdTicks);
-        if (Interlocked.Increment(ref _recentAdded) % PruneRecentEvery == 0)
-        {
-            foreach (KeyValuePair<string, RecentWrite> pair in _recent)
-            {
-                if (settings.Time.GetElapsedTime(pair.Value.WrittenAt) > settings.L2Timeout * 2)
-                {
-                    _recent.TryRemove(pair);
-                }
-            }
-        }
     }
 
     /// <summary>
@@ -146,7 +97,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
         if (l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0)
         {
             using KeyedSequencer.Turn turn = await l2.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false);
-            place &= await l2.WriteAsync(key, item, physical, cancellationToken).ConfigureAwait(false);
+            place &= await l2.WriteAsync(key, item, physical, replayable: true, cancellationToken).ConfigureAwait(false);
             PlaceWritten(key, ticket, item, policy, lifetimes.LocalFor(notFound), place);
         }
         else
@@ -189,7 +140,9 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
             return WriteOutcome.Superseded;
         }
 
-        if (!await l2.WriteAsync(key, item, physical, CancellationToken.None).ConfigureAwait(false))
+        // Noted before the write goes out: another node's write announced from now on may have reached L2 first.
+        l2.NoteRecentWrite(key, item.CreatedTicks);
+        if (!await l2.WriteAsync(key, item, physical, replayable: false, CancellationToken.None).ConfigureAwait(false))
         {
             // Neither written nor queued: no node may keep a value L2 never saw.
             lock (versions.LockOf(ticket))
@@ -208,8 +161,6 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
 
         return WriteOutcome.Written;
     }
-
-    private readonly record struct RecentWrite(long WrittenAt, long CreatedTicks);
 
     private enum WriteOutcome
     {
