@@ -66,15 +66,18 @@ internal sealed partial class L2Gateway : IDisposable
     }
 
     /// <summary>
-    /// Another node announced a write of <paramref name="key"/>: it is newer than anything this node queued for the key
-    /// (dropped now), and if this node stored a load of the key or replayed a write of it within the last two L2 deadlines,
-    /// that value may have reached L2 after the announced write. Returns the creation time of that value, to remove it
-    /// again if L2 still holds it.
+    /// Another node announced a write of <paramref name="key"/>. It is newer than a write of the key this node queued: that
+    /// one becomes a queued removal (L2 may still hold a value older than both, which must not be served; a removal is
+    /// never wrong, and it is not replayed over anything newer). And if this node stored a load of the key or replayed a
+    /// write of it within the last two L2 deadlines, that value may have reached L2 after the announced write: its creation
+    /// time is returned, to remove it again if L2 still holds it.
     /// </summary>
     public bool TakeRecentWrite(string key, out long createdTicks)
     {
         createdTicks = 0;
-        if (_pending.TryRemove(_settings.Keys.Entry(key), out _))
+        string l2Key = _settings.Keys.Entry(key);
+        if (_pending.TryGetValue(l2Key, out PendingWrite? queued) && queued.Kind == PendingKind.Entry
+            && _pending.TryUpdate(l2Key, new PendingWrite(PendingKind.Removal, null, DateTimeOffset.MaxValue, _settings.NowTicks) { Key = key }, queued))
         {
             string logKey = _settings.LogKey(key);
             Log.PendingWriteSuperseded(_logger, _settings.Name, logKey);

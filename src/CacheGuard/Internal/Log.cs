@@ -92,7 +92,7 @@ internal static partial class Log
     [LoggerMessage(EventId = LoadLockStillFailingId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': the distributed load lock for key '{Key}' could not be used; loading without it.")]
     public static partial void LoadLockStillFailing(ILogger logger, string cacheName, string key, Exception exception);
 
-    [LoggerMessage(EventId = PendingWriteSupersededId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': another node announced a write of key '{Key}'; this node's older write of it, waiting for replay, was dropped.")]
+    [LoggerMessage(EventId = PendingWriteSupersededId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': another node announced a write of key '{Key}'; this node's older write of it, waiting for replay, becomes a removal.")]
     public static partial void PendingWriteSuperseded(ILogger logger, string cacheName, string key);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
