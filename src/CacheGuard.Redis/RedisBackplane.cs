@@ -3,20 +3,23 @@ using System.Threading.Channels;
 using CacheGuard.Redis.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis;
 
 /// <summary>
 /// Keeps the L1 of every node coherent over Redis pub/sub: changes are announced on one channel, batched, and every
-/// other node evicts what changed. Registered by <c>.WithRedis(...).WithBackplane()</c>.
+/// other node evicts what changed. Registered by <c>.WithBackplane()</c>, on the cache's shared
+/// <see cref="IConnectionMultiplexer"/> (its subscriber connection).
 /// </summary>
 /// <remarks>
 /// <para><see cref="PublishAsync"/> only queues: one writer drains the queue into messages of at most 64 KB (several
 /// invalidations each) and publishes them, retrying with backoff while Redis is unreachable. More than 100,000 queued
 /// invalidations of one cache collapse into one "drop everything" message for it. Nothing here throws at a caller.</para>
 /// <para>A node ignores its own messages (each carries the sender's instance id). A message that does not parse is
-/// logged and dropped. When the subscription is lost and restored, the node cannot know what it missed, so every
-/// subscribed cache drops its whole L1 (and the event is logged).</para>
+/// logged and dropped. Messages are handled in order, one at a time. When the subscriber connection is lost and
+/// restored (StackExchange.Redis then subscribes again), the node cannot know what it missed, so every subscribed cache
+/// drops its whole L1 (and the event is logged).</para>
 /// </remarks>
 public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, IDisposable
 {
@@ -27,7 +30,8 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private static readonly TimeSpan RetryMaxDelay = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly RedisConnection _connection;
+    private readonly MultiplexerSource _source;
+    private readonly RedisChannel _channel;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly string _id = Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture);
@@ -38,7 +42,8 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private readonly Lock _lock = new();
     private Registration[] _sinks = [];
     private Task? _subscribing;
-    private RedisSubscription? _subscription;
+    private ChannelMessageQueue? _subscription;
+    private IConnectionMultiplexer? _multiplexer; // guarded by _lock; set once its events are followed
 
     private long _lostTimestamp; // when the subscription connection dropped; 0 while it is up
     private long _received;
@@ -46,20 +51,23 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private int _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisBackplane"/> class. Nothing is sent until the first change.</summary>
-    /// <param name="connection">The connection to publish and subscribe on; not disposed by the backplane.</param>
+    /// <param name="multiplexer">The connection to publish and subscribe on; not disposed by the backplane.</param>
     /// <param name="channel">The pub/sub channel every node of the same cache uses.</param>
     /// <param name="logger">The logger, or <see langword="null"/> for none.</param>
     /// <param name="timeProvider">The clock for retry backoff, or <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
-    public RedisBackplane(RedisConnection connection, string channel, ILogger<RedisBackplane>? logger = null, TimeProvider? timeProvider = null)
+    public RedisBackplane(IConnectionMultiplexer multiplexer, string channel, ILogger<RedisBackplane>? logger = null, TimeProvider? timeProvider = null)
+        : this(new MultiplexerSource(multiplexer ?? throw new ArgumentNullException(nameof(multiplexer)), "the given multiplexer"), channel, logger, timeProvider)
     {
-        ArgumentNullException.ThrowIfNull(connection);
+    }
+
+    internal RedisBackplane(MultiplexerSource source, string channel, ILogger? logger, TimeProvider? timeProvider)
+    {
         ArgumentException.ThrowIfNullOrEmpty(channel);
-        _connection = connection;
+        _source = source;
         Channel = channel;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _channel = RedisChannel.Literal(channel);
+        _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
-        _connection.ConnectionFailed += OnConnectionFailed;
-        _connection.ConnectionRestored += OnConnectionRestored;
         _writer = WriteLoopAsync();
     }
 
@@ -109,7 +117,7 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);
         Task? subscribing;
-        RedisSubscription? subscription;
+        ChannelMessageQueue? subscription;
         lock (_lock)
         {
             subscribing = _subscribing;
@@ -125,7 +133,7 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         subscription ??= TakeSubscription();
         if (subscription is not null)
         {
-            await subscription.DisposeAsync().ConfigureAwait(false);
+            await UnsubscribeQuietlyAsync(subscription, _logger, Channel).ConfigureAwait(false);
         }
 
         _stopping.Dispose();
@@ -158,27 +166,34 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
             return false;
         }
 
-        _connection.ConnectionFailed -= OnConnectionFailed;
-        _connection.ConnectionRestored -= OnConnectionRestored;
+        lock (_lock)
+        {
+            if (_multiplexer is { } multiplexer)
+            {
+                multiplexer.ConnectionFailed -= OnConnectionFailed;
+                multiplexer.ConnectionRestored -= OnConnectionRestored;
+            }
+        }
+
         _queue.Writer.TryComplete();
         return true;
     }
 
-    private RedisSubscription? TakeSubscription()
+    private ChannelMessageQueue? TakeSubscription()
     {
         lock (_lock)
         {
-            RedisSubscription? subscription = _subscription;
+            ChannelMessageQueue? subscription = _subscription;
             _subscription = null;
             return subscription;
         }
     }
 
-    private static async Task UnsubscribeQuietlyAsync(RedisSubscription subscription, ILogger logger, string channel)
+    private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue subscription, ILogger logger, string channel)
     {
         try
         {
-            await subscription.UnsubscribeAsync(CancellationToken.None).ConfigureAwait(false);
+            await subscription.UnsubscribeAsync().ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A fire-and-forget unsubscribe from Dispose: log whatever it threw, nobody else can observe it.
         catch (Exception ex)
@@ -186,6 +201,28 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         {
             Log.UnsubscribeFailed(logger, channel, ex);
         }
+    }
+
+    /// <summary>Follows the multiplexer's connection events, once it exists; false once stopping.</summary>
+    private async Task<IConnectionMultiplexer?> AttachAsync()
+    {
+        IConnectionMultiplexer multiplexer = await _source.GetAsync().WaitAsync(_stopping.Token).ConfigureAwait(false);
+        lock (_lock)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return null;
+            }
+
+            if (_multiplexer is null)
+            {
+                _multiplexer = multiplexer;
+                multiplexer.ConnectionFailed += OnConnectionFailed;
+                multiplexer.ConnectionRestored += OnConnectionRestored;
+            }
+        }
+
+        return multiplexer;
     }
 
     private async Task SubscribeLoopAsync()
@@ -196,7 +233,13 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         {
             try
             {
-                RedisSubscription subscription = await _connection.SubscribeAsync(Channel, OnMessage, _stopping.Token).ConfigureAwait(false);
+                IConnectionMultiplexer? multiplexer = await AttachAsync().ConfigureAwait(false);
+                if (multiplexer is null)
+                {
+                    return;
+                }
+
+                ChannelMessageQueue subscription = await multiplexer.GetSubscriber().SubscribeAsync(_channel).ConfigureAwait(false);
                 bool keep;
                 lock (_lock)
                 {
@@ -209,10 +252,11 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
 
                 if (!keep)
                 {
-                    await subscription.DisposeAsync().ConfigureAwait(false);
+                    await UnsubscribeQuietlyAsync(subscription, _logger, Channel).ConfigureAwait(false);
                     return;
                 }
 
+                subscription.OnMessage(OnMessage); // one message at a time, in order
                 Log.BackplaneSubscribed(_logger, Channel);
                 if (attempt > 1)
                 {
@@ -228,7 +272,7 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
             }
             catch (ObjectDisposedException)
             {
-                return; // the connection is gone, and with it the container this backplane belongs to
+                return; // the multiplexer is gone, and with it the container this backplane belongs to
             }
             catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or RedisServerException)
             {
@@ -244,14 +288,15 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         }
     }
 
-    /// <summary>Handles one message; runs on the connection's reader loop, so it only parses and evicts.</summary>
-    private void OnMessage(string channel, ReadOnlyMemory<byte> payload)
+    /// <summary>Handles one message: parses it and evicts; messages arrive one at a time, in order.</summary>
+    private void OnMessage(ChannelMessage message)
     {
+        ReadOnlyMemory<byte> payload = (ReadOnlyMemory<byte>)message.Message;
         var entries = new List<CacheInvalidation>();
         if (!BackplaneMessage.TryDecode(payload.Span, out string sender, entries, out string? error))
         {
             Interlocked.Increment(ref _dropped);
-            Log.BackplaneMessageMalformed(_logger, channel, payload.Length, error!);
+            Log.BackplaneMessageMalformed(_logger, Channel, payload.Length, error!);
             return;
         }
 
@@ -303,18 +348,18 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         }
     }
 
-    private void OnConnectionFailed(object? sender, RedisConnectionEventArgs e)
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
     {
-        if (e.Kind == RedisConnectionKind.Subscription && _subscribed.Task.IsCompleted)
+        if (e.ConnectionType == ConnectionType.Subscription && _subscribed.Task.IsCompleted)
         {
             Interlocked.CompareExchange(ref _lostTimestamp, Math.Max(1, _time.GetTimestamp()), 0);
             Log.BackplaneSubscriptionLost(_logger, Channel);
         }
     }
 
-    private void OnConnectionRestored(object? sender, RedisConnectionEventArgs e)
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
-        if (e.Kind == RedisConnectionKind.Interactive)
+        if (e.ConnectionType == ConnectionType.Interactive)
         {
             Interlocked.Exchange(ref _interactiveRestored, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             return;

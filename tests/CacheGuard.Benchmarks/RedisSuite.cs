@@ -3,8 +3,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using CacheGuard.Internal;
-using CacheGuard.Redis;
 using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using StackExchange.Redis;
 
 namespace CacheGuard.Benchmarks;
 
@@ -14,9 +15,9 @@ internal sealed record RedisThroughput(string Subject, string Operation, int Cal
 /// <summary>
 /// Item 6, Redis: a private <c>redis-server</c> on a free loopback port, started and stopped here, and measured in the
 /// same run by <c>redis-benchmark -c N -t get,set -d 200 -P 1</c> (N connections, one request in flight on each) and by
-/// CacheGuard's client with N concurrent callers on one multiplexed connection: plain GET/SET through
-/// <see cref="RedisConnection.ExecuteAsync"/> (the same commands as redis-benchmark), and <see cref="RedisDistributedCache"/>
-/// GetAsync/SetAsync (HMGET, and HSET+EXPIRE: the layout Microsoft's RedisCache uses, so more work per call than GET/SET).
+/// StackExchange.Redis with N concurrent callers on one multiplexer: plain GET/SET through <see cref="IDatabase"/> (the
+/// same commands as redis-benchmark), and Microsoft's <see cref="RedisCache"/> GetAsync/SetAsync (HMGET, and
+/// HSET+EXPIRE: CacheGuard's L2, more work per call than GET/SET).
 /// Then the end-to-end <c>GetOrLoadAsync</c> L2 hit over Redis (L1 stepped past by a manual clock, as in the in-process
 /// L2 benchmark). Values are 200 bytes. The server and every client share the machine's 2 cores.
 /// </summary>
@@ -40,26 +41,24 @@ internal static class RedisSuite
         {
             await WaitForServerAsync(port).ConfigureAwait(false);
             var results = new List<RedisThroughput>();
-            var configuration = new RedisConfiguration { AsyncTimeout = TimeSpan.FromSeconds(30) };
+            var configuration = new ConfigurationOptions { AsyncTimeout = 30_000, SyncTimeout = 30_000, BacklogPolicy = BacklogPolicy.FailFast };
             configuration.EndPoints.Add(new DnsEndPoint("127.0.0.1", port));
-            await using var connection = new RedisConnection(configuration);
-            await connection.ConnectAsync().ConfigureAwait(false);
-            var cache = new RedisDistributedCache(connection);
+            await using ConnectionMultiplexer connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+            IDatabase redis = connection.GetDatabase();
+            var cache = new RedisCache(new RedisCacheOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(connection) });
             byte[] value = new byte[ValueSize];
             Random.Shared.NextBytes(value);
             var entry = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) };
             await cache.SetAsync("cg:dc", value, entry).ConfigureAwait(false);
-            var get = new RedisCommand("GET", "cg:raw");
-            var set = new RedisCommand("SET", "cg:raw", value);
-            await connection.ExecuteAsync(set).ConfigureAwait(false);
+            await redis.StringSetAsync("cg:raw", value).ConfigureAwait(false);
 
             foreach (int callers in CallerCounts)
             {
                 results.AddRange(RedisBenchmark(port, callers, requests));
-                results.Add(await MeasureAsync("CacheGuard client, GET", "GET", callers, requests, () => Ignore(connection.ExecuteAsync(get))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("CacheGuard client, SET", "SET", callers, requests, () => Ignore(connection.ExecuteAsync(set))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("RedisDistributedCache.GetAsync (HMGET)", "GET", callers, requests, () => new ValueTask(cache.GetAsync("cg:dc"))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("RedisDistributedCache.SetAsync (HSET+EXPIRE)", "SET", callers, requests, () => new ValueTask(cache.SetAsync("cg:dc", value, entry))).ConfigureAwait(false));
+                results.Add(await MeasureAsync("StackExchange.Redis, GET", "GET", callers, requests, () => Ignore(redis.StringGetAsync("cg:raw"))).ConfigureAwait(false));
+                results.Add(await MeasureAsync("StackExchange.Redis, SET", "SET", callers, requests, () => Ignore(redis.StringSetAsync("cg:raw", value))).ConfigureAwait(false));
+                results.Add(await MeasureAsync("RedisCache.GetAsync (HMGET)", "GET", callers, requests, () => new ValueTask(cache.GetAsync("cg:dc"))).ConfigureAwait(false));
+                results.Add(await MeasureAsync("RedisCache.SetAsync (HSET+EXPIRE)", "SET", callers, requests, () => new ValueTask(cache.SetAsync("cg:dc", value, entry))).ConfigureAwait(false));
                 log.WriteLine($"// Redis, {callers} caller(s): done");
             }
 
@@ -76,7 +75,7 @@ internal static class RedisSuite
         }
     }
 
-    private static async ValueTask Ignore(ValueTask<RedisResult> pending) => await pending.ConfigureAwait(false);
+    private static async ValueTask Ignore<T>(Task<T> pending) => await pending.ConfigureAwait(false);
 
     /// <summary>N callers, each issuing requests one after another until <paramref name="requests"/> have been issued in all.</summary>
     private static async Task<RedisThroughput> MeasureAsync(string subject, string operation, int callers, int requests, Func<ValueTask> call)
@@ -112,7 +111,7 @@ internal static class RedisSuite
     }
 
     /// <summary>GetOrLoadAsync, each call an L1 miss and an L2 hit over Redis, from 1 caller and from 64 (each on its own key).</summary>
-    private static async Task<List<RedisThroughput>> EndToEndAsync(RedisDistributedCache l2, int requests)
+    private static async Task<List<RedisThroughput>> EndToEndAsync(RedisCache l2, int requests)
     {
         var clock = new ManualClock();
         using var cache = new DefaultCoalescingCache(
