@@ -189,6 +189,7 @@ public class LoadLockFaultTests
             }
 
             await Task.WhenAll(work).WaitAsync(TestRedis.Guard);
+            TestContext.Progress.WriteLine($"mixed singles and batches, 3 nodes, {keys.Length} cold keys: {loads.Values.Sum()} loads, {loads.Count(kv => kv.Value > 1)} keys loaded more than once");
             Assert.That(loads.Keys, Is.EquivalentTo(keys));
             Assert.That(loads.Where(kv => kv.Value != 1).Select(kv => $"{kv.Key}: {kv.Value}"), Is.Empty, "one load per key across the fleet");
         }
