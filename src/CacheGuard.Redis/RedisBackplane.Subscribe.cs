@@ -174,6 +174,36 @@ public sealed partial class RedisBackplane
             ClearAll();
             long blind = lost == 0 ? 0 : (long)_time.GetElapsedTime(lost).TotalMilliseconds;
             Log.BackplaneSubscriptionRestored(_logger, Channel, blind, Volatile.Read(ref _sinks).Length);
+            _ = ClearOnceResubscribedAsync(sender as IConnectionMultiplexer);
         }
+    }
+
+    /// <summary>
+    /// Clears the caches again once the subscriber connection answers a ping: StackExchange.Redis subscribes again as it
+    /// restores the connection, and a message published between the first clear and that subscription would be missed.
+    /// The ping goes over the subscriber connection after the subscription, so after its answer nothing is missed.
+    /// </summary>
+    private async Task ClearOnceResubscribedAsync(IConnectionMultiplexer? multiplexer)
+    {
+        if (multiplexer is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await multiplexer.GetSubscriber().PingAsync().WaitAsync(FlushTimeout, _time, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException or ObjectDisposedException)
+        {
+            if (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
+            Log.BackplaneResubscribeUnconfirmed(_logger, Channel, ex); // clear anyway: too much is safe, too little is not
+        }
+
+        ClearAll();
     }
 }

@@ -10,6 +10,8 @@ namespace CacheGuard.Redis.Tests;
 /// <summary>The Redis backplane: L1 coherence across nodes that share one real redis-server.</summary>
 public class BackplaneTests
 {
+    private const int CoreLocalCacheClearedId = 16; // CacheGuard's core: "dropped the whole local cache"
+
     private static readonly Func<CancellationToken, Task<string>> MustNotLoad =
         static _ => throw new AssertionException("the value should have come from L1 or L2, not the loader");
 
@@ -204,6 +206,8 @@ public class BackplaneTests
 
         await Eventually.HoldsAsync(async () => await reader.Cache.GetOrLoadAsync("k", MustNotLoad) == "v2", "after the reconnect the reader re-reads L2");
         Assert.That(reader.Logs.Count(Log.BackplaneSubscriptionRestoredId), Is.EqualTo(1));
+        await Eventually.HoldsAsync(() => reader.Logs.Count(CoreLocalCacheClearedId) == 2, "the L1 is dropped on the restore, and again once the subscriber answers after resubscribing");
+        Assert.That(reader.Logs.Count(Log.BackplaneResubscribeUnconfirmedId), Is.Zero);
         Assert.That(reader.Logs.Count(Log.BackplaneSubscriptionLostId), Is.EqualTo(1));
     }
 

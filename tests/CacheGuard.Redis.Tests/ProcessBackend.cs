@@ -33,22 +33,7 @@ internal sealed class ProcessBackend : IRedisBackend
         return backend;
     }
 
-    public static string FindExecutable(string name)
-    {
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator).Append("/usr/bin").Append("/usr/local/bin"))
-        {
-            string candidate = Path.Combine(directory, name);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        Assert.Fail(
-            $"{name} was not found. The Redis tests need a real server: a Docker engine with the image redis:7.0 (.ci/docker.sh makes both), " +
-            "and redis-server / redis-cli on this machine for the cluster tests (Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools).");
-        throw new UnreachableException();
-    }
+    public static string FindExecutable(string name) => RedisBinaries.Find(name);
 
     public async Task StopAsync()
     {

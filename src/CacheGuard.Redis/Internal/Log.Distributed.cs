@@ -16,6 +16,7 @@ internal static partial class Log
     public const int BackplaneEntryTooLargeId = 1108;
     public const int BackplaneSinkFailedId = 1109;
     public const int BackplanePublishRejectedId = 1110;
+    public const int BackplaneResubscribeUnconfirmedId = 1111;
 
     public const int LoadLockRenewFailedId = 1120;
     public const int LoadLockLostId = 1121;
@@ -57,6 +58,9 @@ internal static partial class Log
 
     [LoggerMessage(BackplanePublishRejectedId, LogLevel.Error, "Redis rejected a backplane message on {Channel} ({Count} invalidations dropped).")]
     public static partial void BackplanePublishRejected(ILogger logger, string channel, int count, Exception exception);
+
+    [LoggerMessage(BackplaneResubscribeUnconfirmedId, LogLevel.Debug, "The restored subscriber connection did not answer a ping for {Channel}; the caches' L1 was dropped again anyway.")]
+    public static partial void BackplaneResubscribeUnconfirmed(ILogger logger, string channel, Exception exception);
 
     [LoggerMessage(LoadLockRenewFailedId, LogLevel.Debug, "Extending the load lock {LockKey} failed; retrying at the next renewal.")]
     public static partial void LoadLockRenewFailed(ILogger logger, string lockKey, Exception exception);
