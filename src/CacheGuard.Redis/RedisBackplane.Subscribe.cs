@@ -77,7 +77,9 @@ public sealed partial class RedisBackplane
             {
                 return; // the multiplexer is gone, and with it the container this backplane belongs to
             }
-            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or RedisServerException)
+#pragma warning disable CA1031 // Any failure to subscribe is logged and retried with backoff: the backplane must not die in the background.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 Log.BackplaneSubscribeFailed(_logger, Channel, attempt, ex);
             }

@@ -91,10 +91,16 @@ public sealed partial class RedisDistributedLoadLock
         }
     }
 
-    private void StopRetrying()
+    /// <summary>Stops the retry timer: when disposing, or when no release is left (checked under the lock, so one queued meanwhile keeps it).</summary>
+    private void StopRetrying(bool disposing = false)
     {
         lock (_waitersLock)
         {
+            if (!disposing && !_unreleased.IsEmpty)
+            {
+                return;
+            }
+
             _retryTimer?.Dispose();
             _retryTimer = null;
         }
@@ -128,11 +134,7 @@ public sealed partial class RedisDistributedLoadLock
         }
         finally
         {
-            if (_unreleased.IsEmpty)
-            {
-                StopRetrying();
-            }
-
+            StopRetrying();
             Volatile.Write(ref _retrying, 0);
         }
     }

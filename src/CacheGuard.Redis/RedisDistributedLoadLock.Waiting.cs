@@ -49,9 +49,10 @@ public sealed partial class RedisDistributedLoadLock
         {
             // Disposed before the server confirmed.
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or RedisServerException or ObjectDisposedException)
+#pragma warning disable CA1031 // Whatever failed, waiters still notice the key is gone: log it; the next acquire or wait subscribes again.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
-            // Waiters still notice the key is gone; the next acquire or wait tries to subscribe again.
             Log.LoadLockNotificationsUnavailable(_logger, ReleaseChannel, ex);
             lock (_waitersLock)
             {
@@ -185,6 +186,10 @@ public sealed partial class RedisDistributedLoadLock
     /// <summary>The callers on this node waiting for one lock key. Count and Detached are guarded by the owner's _waitersLock.</summary>
     private sealed class Waiter
     {
+        public Waiter() =>
+            // A waiter that timed out just before its key's check failed leaves nobody to observe that failure.
+            Released.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
         public TaskCompletionSource<bool> Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public int Count { get; set; }

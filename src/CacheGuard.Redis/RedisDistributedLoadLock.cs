@@ -242,7 +242,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         }
 
         _stopping.Cancel();
-        StopRetrying();
+        StopRetrying(disposing: true);
         lock (_waitersLock)
         {
             if (_multiplexer is { } multiplexer)
