@@ -144,13 +144,19 @@ public static class CacheGuardRedisBuilderExtensions
     {
         RedisTier tier = RedisRegistration.GetTier(services, cacheName);
         CoalescingCacheOptions cache = services.GetRequiredService<IOptionsMonitor<CoalescingCacheOptions>>().Get(cacheName);
-        return new RedisBackplane(tier.Connection, RedisRegistration.Channel(tier.InstanceName, cache.KeyPrefix), tier.LoggerFactory?.CreateLogger<RedisBackplane>(), tier.TimeProvider);
+        return new RedisBackplane(tier.Connection, RedisRegistration.Channel(tier.InstanceName, cache.KeyPrefix), tier.LoggerFactory?.CreateLogger<RedisBackplane>(), tier.TimeProvider)
+        {
+            ServerAnswered = tier.Health.ServerAnswered,
+        };
     }
 
     private static RedisDistributedLoadLock CreateLoadLock(IServiceProvider services, string cacheName)
     {
         RedisTier tier = RedisRegistration.GetTier(services, cacheName);
         RedisLoadLockOptions options = services.GetRequiredService<IOptionsMonitor<RedisLoadLockOptions>>().Get(RedisRegistration.LoadLockOptionsName(cacheName));
-        return new RedisDistributedLoadLock(tier.Connection, tier.InstanceName, options, tier.LoggerFactory?.CreateLogger<RedisDistributedLoadLock>(), tier.TimeProvider);
+        return new RedisDistributedLoadLock(tier.Connection, tier.InstanceName, options, tier.LoggerFactory?.CreateLogger<RedisDistributedLoadLock>(), tier.TimeProvider)
+        {
+            ServerAnswered = tier.Health.ServerAnswered,
+        };
     }
 }

@@ -96,6 +96,7 @@ public sealed partial class RedisBackplane
     /// <summary>Handles one message: parses it and evicts; messages arrive one at a time, in order.</summary>
     private void OnMessage(ChannelMessage message)
     {
+        ServerAnswered?.Invoke();
         ReadOnlyMemory<byte> payload = (ReadOnlyMemory<byte>)message.Message;
         var entries = new List<CacheInvalidation>();
         if (!BackplaneMessage.TryDecode(payload.Span, out string sender, entries, out string? error))

@@ -75,6 +75,9 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     /// <value>The channel given to the constructor; <c>.WithBackplane()</c> uses <c>InstanceName + KeyPrefix + "__cacheguard:invalidations"</c>.</value>
     public string Channel { get; }
 
+    /// <summary>Gets or sets what to call when a message arrives (the tier's health source clears a suspicion: the server answers).</summary>
+    internal Action? ServerAnswered { get; set; }
+
     /// <summary>Gets a task that completes once the channel subscription is confirmed: a test hook.</summary>
     internal Task WhenSubscribed => _subscribed.Task;
 

@@ -61,7 +61,11 @@ public sealed partial class RedisDistributedLoadLock
         }
     }
 
-    private void OnReleased(ChannelMessage message) => Complete((string?)message.Message, null);
+    private void OnReleased(ChannelMessage message)
+    {
+        ServerAnswered?.Invoke(); // before waking anyone: the waiters read L2 next, and must not find it marked unavailable
+        Complete((string?)message.Message, null);
+    }
 
     /// <summary>Wakes the waiters of <paramref name="lockKey"/>: released (no exception) or failed (Redis unreachable).</summary>
     private void Complete(string? lockKey, Exception? failure)
@@ -161,6 +165,7 @@ public sealed partial class RedisDistributedLoadLock
 
                 batch.Execute();
                 await Task.WhenAll(exists).WaitAsync(_stopping.Token).ConfigureAwait(false);
+                ServerAnswered?.Invoke();
                 for (int i = 0; i < keys.Length; i++)
                 {
                     if (!exists[i].Result)

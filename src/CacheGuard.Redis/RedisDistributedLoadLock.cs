@@ -78,6 +78,9 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
     /// <value><c>InstanceName + "__cacheguard:lock-released"</c>; each message is the released lock key.</value>
     public string ReleaseChannel { get; }
 
+    /// <summary>Gets or sets what to call when Redis has just answered a waiter (the tier's health source clears a suspicion).</summary>
+    internal Action? ServerAnswered { get; set; }
+
     /// <summary>Gets how many calls are inside <see cref="WaitForReleaseAsync"/>: a test hook.</summary>
     internal int Waiting => Volatile.Read(ref _waiting);
 
@@ -180,6 +183,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         {
             if (!await database.KeyExistsAsync(lockKey).WaitAsync(cancellationToken).ConfigureAwait(false))
             {
+                ServerAnswered?.Invoke();
                 return true;
             }
 

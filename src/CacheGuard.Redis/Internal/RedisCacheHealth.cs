@@ -29,10 +29,10 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
 
-    // Guards _multiplexer, _suspect, _suspectReason, _probe, _downSince and every change of _available.
+    // Guards _multiplexer, _suspect, _suspectReason, _downSince and every change of _available.
     private readonly Lock _lock = new();
     private IConnectionMultiplexer? _multiplexer;
-    private bool _suspect;
+    private volatile bool _suspect;
     private string _suspectReason = string.Empty;
     private long _downSince;
     private volatile bool _available = true;
@@ -72,6 +72,34 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
 
         MarkSuspect(reason);
         return true;
+    }
+
+    /// <summary>
+    /// Clears a suspicion at once when another part of the tier has just had an answer from the server (a release
+    /// notification, an answered lock check, a backplane message): waiters woken by the server must find L2 available,
+    /// not wait for the next probe. Cheap when nothing is suspect.
+    /// </summary>
+    internal void ServerAnswered()
+    {
+        if (!_suspect)
+        {
+            return;
+        }
+
+        bool cleared;
+        lock (_lock)
+        {
+            cleared = _suspect && (_multiplexer?.IsConnected ?? false);
+            if (cleared)
+            {
+                _suspect = false;
+            }
+        }
+
+        if (cleared)
+        {
+            Update("answered");
+        }
     }
 
     /// <summary>Gets a short reason when <paramref name="exception"/> (or an inner one) is connection-level; otherwise <see langword="null"/>.</summary>
