@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using CacheGuard.Redis.Internal;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis;
 
@@ -148,7 +149,8 @@ public sealed partial class RedisBackplane
             Task restored = Volatile.Read(ref _interactiveRestored).Task;
             try
             {
-                await _connection.PublishAsync(Channel, payload, _stopping.Token).ConfigureAwait(false);
+                IConnectionMultiplexer multiplexer = await AttachAsync().ConfigureAwait(false) ?? throw new OperationCanceledException(_stopping.Token);
+                await multiplexer.GetSubscriber().PublishAsync(_channel, payload).WaitAsync(_stopping.Token).ConfigureAwait(false);
                 Interlocked.Increment(ref _published);
                 if (attempt > 0)
                 {
@@ -161,7 +163,7 @@ public sealed partial class RedisBackplane
             {
                 throw;
             }
-            catch (Exception ex) when (ex is RedisConnectionException { FailureType: not RedisConnectionFailureType.Disposed } or RedisTimeoutException)
+            catch (Exception ex) when (ex is RedisConnectionException { FailureType: not ConnectionFailureType.ConnectionDisposed } or RedisTimeoutException)
             {
                 if (attempt == 0)
                 {

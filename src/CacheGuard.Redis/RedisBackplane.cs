@@ -3,20 +3,23 @@ using System.Threading.Channels;
 using CacheGuard.Redis.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis;
 
 /// <summary>
 /// Keeps the L1 of every node coherent over Redis pub/sub: changes are announced on one channel, batched, and every
-/// other node evicts what changed. Registered by <c>.WithRedis(...).WithBackplane()</c>.
+/// other node evicts what changed. Registered by <c>.WithBackplane()</c>, on the cache's shared
+/// <see cref="IConnectionMultiplexer"/> (its subscriber connection).
 /// </summary>
 /// <remarks>
 /// <para><see cref="PublishAsync"/> only queues: one writer drains the queue into messages of at most 64 KB (several
 /// invalidations each) and publishes them, retrying with backoff while Redis is unreachable. More than 100,000 queued
 /// invalidations of one cache collapse into one "drop everything" message for it. Nothing here throws at a caller.</para>
 /// <para>A node ignores its own messages (each carries the sender's instance id). A message that does not parse is
-/// logged and dropped. When the subscription is lost and restored, the node cannot know what it missed, so every
-/// subscribed cache drops its whole L1 (and the event is logged).</para>
+/// logged and dropped. Messages are handled in order, one at a time. When the subscriber connection is lost and
+/// restored (StackExchange.Redis then subscribes again), the node cannot know what it missed, so every subscribed cache
+/// drops its whole L1 (and the event is logged).</para>
 /// </remarks>
 public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, IDisposable
 {
@@ -27,7 +30,8 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private static readonly TimeSpan RetryMaxDelay = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly RedisConnection _connection;
+    private readonly MultiplexerSource _source;
+    private readonly RedisChannel _channel;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly string _id = Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture);
@@ -38,7 +42,8 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private readonly Lock _lock = new();
     private Registration[] _sinks = [];
     private Task? _subscribing;
-    private RedisSubscription? _subscription;
+    private ChannelMessageQueue? _subscription;
+    private IConnectionMultiplexer? _multiplexer; // guarded by _lock; set once its events are followed
 
     private long _lostTimestamp; // when the subscription connection dropped; 0 while it is up
     private long _received;
@@ -46,26 +51,32 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
     private int _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisBackplane"/> class. Nothing is sent until the first change.</summary>
-    /// <param name="connection">The connection to publish and subscribe on; not disposed by the backplane.</param>
+    /// <param name="multiplexer">The connection to publish and subscribe on; not disposed by the backplane.</param>
     /// <param name="channel">The pub/sub channel every node of the same cache uses.</param>
     /// <param name="logger">The logger, or <see langword="null"/> for none.</param>
     /// <param name="timeProvider">The clock for retry backoff, or <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
-    public RedisBackplane(RedisConnection connection, string channel, ILogger<RedisBackplane>? logger = null, TimeProvider? timeProvider = null)
+    public RedisBackplane(IConnectionMultiplexer multiplexer, string channel, ILogger<RedisBackplane>? logger = null, TimeProvider? timeProvider = null)
+        : this(new MultiplexerSource(multiplexer ?? throw new ArgumentNullException(nameof(multiplexer)), "the given multiplexer"), channel, logger, timeProvider)
     {
-        ArgumentNullException.ThrowIfNull(connection);
+    }
+
+    internal RedisBackplane(MultiplexerSource source, string channel, ILogger? logger, TimeProvider? timeProvider)
+    {
         ArgumentException.ThrowIfNullOrEmpty(channel);
-        _connection = connection;
+        _source = source;
         Channel = channel;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _channel = RedisChannel.Literal(channel);
+        _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
-        _connection.ConnectionFailed += OnConnectionFailed;
-        _connection.ConnectionRestored += OnConnectionRestored;
         _writer = WriteLoopAsync();
     }
 
     /// <summary>Gets the pub/sub channel.</summary>
     /// <value>The channel given to the constructor; <c>.WithBackplane()</c> uses <c>InstanceName + KeyPrefix + "__cacheguard:invalidations"</c>.</value>
     public string Channel { get; }
+
+    /// <summary>Gets or sets what to call when a message arrives (the tier's health source clears a suspicion: the server answers).</summary>
+    internal Action? ServerAnswered { get; set; }
 
     /// <summary>Gets a task that completes once the channel subscription is confirmed: a test hook.</summary>
     internal Task WhenSubscribed => _subscribed.Task;
@@ -109,7 +120,7 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);
         Task? subscribing;
-        RedisSubscription? subscription;
+        ChannelMessageQueue? subscription;
         lock (_lock)
         {
             subscribing = _subscribing;
@@ -125,7 +136,7 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
         subscription ??= TakeSubscription();
         if (subscription is not null)
         {
-            await subscription.DisposeAsync().ConfigureAwait(false);
+            await UnsubscribeQuietlyAsync(subscription, _logger, Channel).ConfigureAwait(false);
         }
 
         _stopping.Dispose();
@@ -158,174 +169,40 @@ public sealed partial class RedisBackplane : ICacheBackplane, IAsyncDisposable, 
             return false;
         }
 
-        _connection.ConnectionFailed -= OnConnectionFailed;
-        _connection.ConnectionRestored -= OnConnectionRestored;
+        lock (_lock)
+        {
+            if (_multiplexer is { } multiplexer)
+            {
+                multiplexer.ConnectionFailed -= OnConnectionFailed;
+                multiplexer.ConnectionRestored -= OnConnectionRestored;
+            }
+        }
+
         _queue.Writer.TryComplete();
         return true;
     }
 
-    private RedisSubscription? TakeSubscription()
+    private ChannelMessageQueue? TakeSubscription()
     {
         lock (_lock)
         {
-            RedisSubscription? subscription = _subscription;
+            ChannelMessageQueue? subscription = _subscription;
             _subscription = null;
             return subscription;
         }
     }
 
-    private static async Task UnsubscribeQuietlyAsync(RedisSubscription subscription, ILogger logger, string channel)
+    private static async Task UnsubscribeQuietlyAsync(ChannelMessageQueue subscription, ILogger logger, string channel)
     {
         try
         {
-            await subscription.UnsubscribeAsync(CancellationToken.None).ConfigureAwait(false);
+            await subscription.UnsubscribeAsync().ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A fire-and-forget unsubscribe from Dispose: log whatever it threw, nobody else can observe it.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             Log.UnsubscribeFailed(logger, channel, ex);
-        }
-    }
-
-    private async Task SubscribeLoopAsync()
-    {
-        await Task.Yield(); // never run the loop inside the caller's Subscribe
-        TimeSpan delay = RetryBaseDelay;
-        for (int attempt = 1; !_stopping.IsCancellationRequested; attempt++)
-        {
-            try
-            {
-                RedisSubscription subscription = await _connection.SubscribeAsync(Channel, OnMessage, _stopping.Token).ConfigureAwait(false);
-                bool keep;
-                lock (_lock)
-                {
-                    keep = Volatile.Read(ref _disposed) == 0;
-                    if (keep)
-                    {
-                        _subscription = subscription;
-                    }
-                }
-
-                if (!keep)
-                {
-                    await subscription.DisposeAsync().ConfigureAwait(false);
-                    return;
-                }
-
-                Log.BackplaneSubscribed(_logger, Channel);
-                if (attempt > 1)
-                {
-                    ClearAll(); // the caches ran unsubscribed for a while: they may hold what others changed since
-                }
-
-                _subscribed.TrySetResult();
-                return;
-            }
-            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (ObjectDisposedException)
-            {
-                return; // the connection is gone, and with it the container this backplane belongs to
-            }
-            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or RedisServerException)
-            {
-                Log.BackplaneSubscribeFailed(_logger, Channel, attempt, ex);
-            }
-
-            if (!await DelayAsync(delay, null).ConfigureAwait(false))
-            {
-                return;
-            }
-
-            delay = Min(delay * 2, RetryMaxDelay);
-        }
-    }
-
-    /// <summary>Handles one message; runs on the connection's reader loop, so it only parses and evicts.</summary>
-    private void OnMessage(string channel, ReadOnlyMemory<byte> payload)
-    {
-        var entries = new List<CacheInvalidation>();
-        if (!BackplaneMessage.TryDecode(payload.Span, out string sender, entries, out string? error))
-        {
-            Interlocked.Increment(ref _dropped);
-            Log.BackplaneMessageMalformed(_logger, channel, payload.Length, error!);
-            return;
-        }
-
-        Interlocked.Increment(ref _received);
-        if (sender == _id)
-        {
-            return;
-        }
-
-        Registration[] sinks = Volatile.Read(ref _sinks);
-        foreach (CacheInvalidation entry in entries)
-        {
-            foreach (Registration registration in sinks)
-            {
-                if (registration.CacheName == entry.CacheName && registration.Sink.InstanceId != sender)
-                {
-                    Deliver(registration, entry);
-                }
-            }
-        }
-    }
-
-    private void Deliver(Registration registration, CacheInvalidation entry)
-    {
-        try
-        {
-            if (BackplaneMessage.IsClear(entry))
-            {
-                registration.Sink.OnMessagesMayHaveBeenLost();
-            }
-            else
-            {
-                registration.Sink.OnInvalidation(entry);
-            }
-        }
-#pragma warning disable CA1031 // One cache's failure must not stop the others' invalidations: log it.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.BackplaneSinkFailed(_logger, registration.CacheName, ex);
-        }
-    }
-
-    private void ClearAll()
-    {
-        foreach (Registration registration in Volatile.Read(ref _sinks))
-        {
-            Deliver(registration, new CacheInvalidation(registration.CacheName, null, null));
-        }
-    }
-
-    private void OnConnectionFailed(object? sender, RedisConnectionEventArgs e)
-    {
-        if (e.Kind == RedisConnectionKind.Subscription && _subscribed.Task.IsCompleted)
-        {
-            Interlocked.CompareExchange(ref _lostTimestamp, Math.Max(1, _time.GetTimestamp()), 0);
-            Log.BackplaneSubscriptionLost(_logger, Channel);
-        }
-    }
-
-    private void OnConnectionRestored(object? sender, RedisConnectionEventArgs e)
-    {
-        if (e.Kind == RedisConnectionKind.Interactive)
-        {
-            Interlocked.Exchange(ref _interactiveRestored, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-            return;
-        }
-
-        if (_subscribed.Task.IsCompleted)
-        {
-            long lost = Interlocked.Exchange(ref _lostTimestamp, 0);
-            ClearAll();
-            long blind = lost == 0 ? 0 : (long)_time.GetElapsedTime(lost).TotalMilliseconds;
-            Log.BackplaneSubscriptionRestored(_logger, Channel, blind, Volatile.Read(ref _sinks).Length);
         }
     }
 

@@ -1,76 +1,84 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using CacheGuard.Redis.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis;
 
 /// <summary>
 /// A per-key lock in Redis, so that on an L2 miss one node in the fleet runs the loader while the others wait for its
-/// result: <c>SET key token NX PX lease</c>, renewed while held, released only by its owner (compare-and-delete in a
-/// script that also announces the release on pub/sub). Registered by <c>WithRedis</c>; used when
-/// <c>CoalescingCacheOptions.DistributedLoadLock</c> is on.
+/// result: <c>SET key token NX PX lease</c>, renewed while its owner loads, released only by its owner
+/// (compare-and-delete script, then a notification on pub/sub). Registered by <c>WithRedis</c>; used when
+/// <c>CoalescingCacheOptions.DistributedLoadLock</c> is on (<c>.WithRedisLoadLock()</c>).
 /// </summary>
 /// <remarks>
-/// The lock for the L2 key <c>k</c> is the Redis key <c>InstanceName + k + ":__lock"</c>. Waiters are woken by the
-/// release notification (channel <c>InstanceName + "__cacheguard:lock-released"</c>) and also poll every
-/// <see cref="RedisLoadLockOptions.PollInterval"/>, so an owner that died is noticed once its lease expires. Transport
-/// failures throw from <see cref="TryAcquireAsync"/> and <see cref="WaitForReleaseAsync"/> (the cache then loads
-/// without the lock); releasing never throws.
+/// <para>The lock for the key <c>k</c> the cache passes is the Redis key <c>InstanceName + k</c>: the cache derives
+/// <c>k</c> in a key space of its own (<c>__cacheguard:lock:...</c>) that no cache entry reaches. Every
+/// command goes through the shared <see cref="IConnectionMultiplexer"/>; while it is disconnected, acquiring and waiting
+/// throw <see cref="RedisConnectionException"/> at once (the cache then loads without the lock).</para>
+/// <para>Waiters wake on the release notification (channel <c>InstanceName + "__cacheguard:lock-released"</c>) or when
+/// the lock key is gone: one pipelined <c>EXISTS</c> per node every <see cref="RedisLoadLockOptions.PollInterval"/>
+/// covers every key this node waits for, so an owner that died is noticed once its lease expires, and waiters resume
+/// as soon as a paused server answers again.</para>
+/// <para>A release that fails (timeout, disconnect) is retried when the connection is restored and every
+/// <see cref="RedisLoadLockOptions.PollInterval"/> until it succeeds or the lease has run out anyway.</para>
 /// </remarks>
-public sealed class RedisDistributedLoadLock : IDistributedLoadLock, IAsyncDisposable, IDisposable
+public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAsyncDisposable, IDisposable
 {
-    internal const string LockSuffix = ":__lock";
-
-    private const string ReleaseScript = "if redis.call('get',KEYS[1])==ARGV[1] then redis.call('del',KEYS[1]); redis.call('publish',ARGV[2],KEYS[1]); return 1 else return 0 end";
-    private const string RenewScript = "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('pexpire',KEYS[1],ARGV[2]) else return 0 end";
-    private static readonly string ReleaseSha = Sha1(ReleaseScript);
-    private static readonly string RenewSha = Sha1(RenewScript);
-
-    private readonly RedisConnection _connection;
+    private readonly MultiplexerSource _source;
     private readonly string _prefix;
+    private readonly RedisChannel _releaseChannel;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly long _leaseMilliseconds;
+    private readonly TimeSpan _lease;
     private readonly TimeSpan _renewEvery;
     private readonly TimeSpan _pollInterval;
     private readonly CancellationTokenSource _stopping = new();
 
-    // Waiters by lock key; the release notification completes and removes an entry. Guarded by _waitersLock.
+    // Guards _waiters, _watcher, _notifications, _subscription and _multiplexer.
     private readonly Lock _waitersLock = new();
     private readonly Dictionary<string, Waiter> _waiters = new(StringComparer.Ordinal);
-    private Task? _notifications; // guarded by _waitersLock
-    private RedisSubscription? _subscription; // guarded by _waitersLock
+    private Task? _watcher;
+    private Task? _notifications;
+    private ChannelMessageQueue? _subscription;
+    private IConnectionMultiplexer? _multiplexer;
     private int _waiting;
     private int _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisDistributedLoadLock"/> class.</summary>
-    /// <param name="connection">The connection; not disposed by the lock.</param>
+    /// <param name="multiplexer">The connection; not disposed by the lock.</param>
     /// <param name="instanceName">The raw prefix of the lock keys and the release channel: the L2's <c>InstanceName</c>, or <see langword="null"/>.</param>
     /// <param name="options">The lease and polling settings, or <see langword="null"/> for the defaults.</param>
     /// <param name="logger">The logger, or <see langword="null"/> for none.</param>
     /// <param name="timeProvider">The clock for lease renewal and waiting, or <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
-    public RedisDistributedLoadLock(RedisConnection connection, string? instanceName = null, RedisLoadLockOptions? options = null, ILogger<RedisDistributedLoadLock>? logger = null, TimeProvider? timeProvider = null)
+    public RedisDistributedLoadLock(IConnectionMultiplexer multiplexer, string? instanceName = null, RedisLoadLockOptions? options = null, ILogger<RedisDistributedLoadLock>? logger = null, TimeProvider? timeProvider = null)
+        : this(new MultiplexerSource(multiplexer ?? throw new ArgumentNullException(nameof(multiplexer)), "the given multiplexer"), instanceName, options, logger, timeProvider)
     {
-        ArgumentNullException.ThrowIfNull(connection);
+    }
+
+    internal RedisDistributedLoadLock(MultiplexerSource source, string? instanceName, RedisLoadLockOptions? options, ILogger? logger, TimeProvider? timeProvider)
+    {
         options ??= new RedisLoadLockOptions();
         options.Validate();
-        _connection = connection;
+        _source = source;
         _prefix = instanceName ?? string.Empty;
         ReleaseChannel = _prefix + "__cacheguard:lock-released";
-        _leaseMilliseconds = (long)options.LeaseDuration.TotalMilliseconds;
+        _releaseChannel = RedisChannel.Literal(ReleaseChannel);
+        _lease = options.LeaseDuration;
         _renewEvery = options.LeaseDuration / 3;
         _pollInterval = options.PollInterval;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
     }
 
     /// <summary>Gets the channel on which owners announce releases.</summary>
     /// <value><c>InstanceName + "__cacheguard:lock-released"</c>; each message is the released lock key.</value>
     public string ReleaseChannel { get; }
+
+    /// <summary>Gets or sets what to call when Redis has just answered a waiter (the tier's health source clears a suspicion).</summary>
+    internal Action? ServerAnswered { get; set; }
 
     /// <summary>Gets how many calls are inside <see cref="WaitForReleaseAsync"/>: a test hook.</summary>
     internal int Waiting => Volatile.Read(ref _waiting);
@@ -88,61 +96,103 @@ public sealed class RedisDistributedLoadLock : IDistributedLoadLock, IAsyncDispo
     }
 
     /// <summary>Tries to take the lock for <paramref name="key"/> with one <c>SET NX PX</c>.</summary>
-    /// <param name="key">The L2 key being loaded.</param>
+    /// <param name="key">The lock's key, as the cache passes it.</param>
     /// <param name="cancellationToken">Abandons the attempt.</param>
     /// <returns>The held lock, which renews itself every third of the lease until disposed; or <see langword="null"/> if another owner holds it.</returns>
-    /// <exception cref="RedisConnectionException">Redis is unreachable.</exception>
+    /// <exception cref="RedisConnectionException">Redis is not connected.</exception>
     /// <exception cref="RedisTimeoutException">Redis did not answer in time.</exception>
     public async ValueTask<IAsyncDisposable?> TryAcquireAsync(string key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        StartNotifications(); // a node that cannot take a lock waits next: have the release channel ready
+        IDatabase database = await ConnectedDatabaseAsync(cancellationToken).ConfigureAwait(false);
         string lockKey = LockKey(key);
-        string token = Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture);
-        RedisResult reply = await _connection.ExecuteAsync(new RedisCommand("SET", lockKey, token, "NX", "PX", _leaseMilliseconds), cancellationToken).ConfigureAwait(false);
-        return reply.IsNull ? null : new Lease(this, lockKey, token);
+        string token = NewToken();
+        bool taken = await database.StringSetAsync(lockKey, token, _lease, When.NotExists).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return taken ? new Lease(this, lockKey, token) : null;
+    }
+
+    /// <summary>Tries to take the locks for many keys with pipelined <c>SET NX PX</c> commands: one round trip (one per node on a cluster).</summary>
+    /// <param name="keys">The lock keys, distinct.</param>
+    /// <param name="cancellationToken">Abandons the attempt.</param>
+    /// <returns>For each key, in order, the held lock, or <see langword="null"/> where another owner holds it.</returns>
+    /// <exception cref="RedisConnectionException">Redis is not connected; no lock is held afterwards.</exception>
+    public async ValueTask<IAsyncDisposable?[]> TryAcquireManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var leases = new IAsyncDisposable?[keys.Count];
+        if (keys.Count == 0)
+        {
+            return leases;
+        }
+
+        IDatabase database = await ConnectedDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        IBatch batch = database.CreateBatch();
+        var pending = new Task<bool>[keys.Count];
+        var lockKeys = new string[keys.Count];
+        var tokens = new string[keys.Count];
+        for (int i = 0; i < pending.Length; i++)
+        {
+            lockKeys[i] = LockKey(keys[i] ?? throw new ArgumentException($"keys[{i}] is null.", nameof(keys)));
+            tokens[i] = NewToken();
+            pending[i] = batch.StringSetAsync(lockKeys[i], tokens[i], _lease, When.NotExists);
+        }
+
+        batch.Execute();
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Some may have been taken: release those (each release retries on its own), then report the failure.
+            for (int i = 0; i < pending.Length; i++)
+            {
+                if (pending[i].IsCompletedSuccessfully && pending[i].Result)
+                {
+                    await new Lease(this, lockKeys[i], tokens[i]).DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            throw;
+        }
+
+        for (int i = 0; i < pending.Length; i++)
+        {
+            leases[i] = pending[i].Result ? new Lease(this, lockKeys[i], tokens[i]) : null;
+        }
+
+        return leases;
     }
 
     /// <summary>Waits until the lock for <paramref name="key"/> is gone (released, or expired) or <paramref name="timeout"/> passes.</summary>
-    /// <param name="key">The L2 key being loaded elsewhere.</param>
+    /// <param name="key">The lock's key, as passed to <see cref="TryAcquireAsync"/>.</param>
     /// <param name="timeout">The longest wait.</param>
     /// <param name="cancellationToken">Abandons the wait.</param>
     /// <returns><see langword="true"/> once the lock is gone; <see langword="false"/> on timeout.</returns>
-    /// <exception cref="RedisConnectionException">Redis became unreachable while polling.</exception>
+    /// <exception cref="RedisConnectionException">Redis is, or became, unreachable while waiting.</exception>
+    /// <exception cref="RedisTimeoutException">A check of the lock key timed out.</exception>
     public async ValueTask<bool> WaitForReleaseAsync(string key, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        IDatabase database = await ConnectedDatabaseAsync(cancellationToken).ConfigureAwait(false);
         string lockKey = LockKey(key);
-        long started = _time.GetTimestamp();
         Interlocked.Increment(ref _waiting);
-        StartNotifications();
         Waiter waiter = Register(lockKey); // before the first check, so a release in between is not missed
         try
         {
-            var exists = new RedisCommand("EXISTS", lockKey);
-            while (true)
+            if (!await database.KeyExistsAsync(lockKey).WaitAsync(cancellationToken).ConfigureAwait(false))
             {
-                if ((await _connection.ExecuteAsync(exists, cancellationToken).ConfigureAwait(false)).ToInt64() == 0)
-                {
-                    return true;
-                }
+                ServerAnswered?.Invoke();
+                return true;
+            }
 
-                TimeSpan left = timeout - _time.GetElapsedTime(started);
-                if (left <= TimeSpan.Zero)
-                {
-                    return false;
-                }
-
-                Task released = waiter.Released.Task;
-                Task wait = released.WaitAsync(left < _pollInterval ? left : _pollInterval, _time, cancellationToken);
-                await wait.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested();
-                if (released.IsCompleted)
-                {
-                    return true;
-                }
+            try
+            {
+                return await waiter.Released.Task.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!waiter.Released.Task.IsCompleted)
+            {
+                return false;
             }
         }
         finally
@@ -155,19 +205,9 @@ public sealed class RedisDistributedLoadLock : IDistributedLoadLock, IAsyncDispo
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (!BeginDispose(out ChannelMessageQueue? subscription, out Task? notifications))
         {
             return;
-        }
-
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        Task? notifications;
-        RedisSubscription? subscription;
-        lock (_waitersLock)
-        {
-            notifications = _notifications;
-            subscription = _subscription;
-            _subscription = null;
         }
 
         if (notifications is not null)
@@ -175,235 +215,83 @@ public sealed class RedisDistributedLoadLock : IDistributedLoadLock, IAsyncDispo
             await notifications.ConfigureAwait(false);
         }
 
-        lock (_waitersLock)
-        {
-            subscription ??= _subscription;
-            _subscription = null;
-        }
-
+        subscription ??= TakeSubscription();
         if (subscription is not null)
         {
-            await subscription.DisposeAsync().ConfigureAwait(false);
+            await UnsubscribeQuietlyAsync(subscription).ConfigureAwait(false);
         }
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
+        if (BeginDispose(out ChannelMessageQueue? subscription, out _) && subscription is not null)
+        {
+            _ = UnsubscribeQuietlyAsync(subscription);
+        }
+    }
+
+    internal string LockKey(string key) => _prefix + key;
+
+    private static string NewToken() => Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture);
+
+    private bool BeginDispose(out ChannelMessageQueue? subscription, out Task? notifications)
+    {
+        subscription = null;
+        notifications = null;
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            return;
+            return false;
         }
 
         _stopping.Cancel();
+        StopRetrying(disposing: true);
         lock (_waitersLock)
         {
-            if (_subscription is { } subscription)
+            if (_multiplexer is { } multiplexer)
             {
-                _subscription = null;
-                _ = UnsubscribeQuietlyAsync(subscription);
+                multiplexer.ConnectionRestored -= OnConnectionRestored;
             }
+
+            subscription = _subscription;
+            _subscription = null;
+            notifications = _notifications;
+        }
+
+        return true;
+    }
+
+    private ChannelMessageQueue? TakeSubscription()
+    {
+        lock (_waitersLock)
+        {
+            ChannelMessageQueue? subscription = _subscription;
+            _subscription = null;
+            return subscription;
         }
     }
 
-    internal string LockKey(string key) => _prefix + key + LockSuffix;
-
-    private static string Sha1(string script)
+    /// <summary>The database, once the multiplexer exists and is connected; otherwise throws at once.</summary>
+    private async ValueTask<IDatabase> ConnectedDatabaseAsync(CancellationToken cancellationToken)
     {
-#pragma warning disable CA5350 // Redis names scripts by their SHA-1 (EVALSHA): an identifier, not a security measure.
-        return Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(script)));
-#pragma warning restore CA5350
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        IConnectionMultiplexer multiplexer = _source.Current ?? await _source.GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        RedisCacheBatchReader.ThrowIfDisconnected(multiplexer, _source.Description);
+        StartNotifications(multiplexer); // a node that cannot take a lock waits next: have the release channel ready
+        return multiplexer.GetDatabase();
     }
 
-    private async Task UnsubscribeQuietlyAsync(RedisSubscription subscription)
+    private async Task UnsubscribeQuietlyAsync(ChannelMessageQueue subscription)
     {
         try
         {
-            await subscription.UnsubscribeAsync(CancellationToken.None).ConfigureAwait(false);
+            await subscription.UnsubscribeAsync().ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A fire-and-forget unsubscribe from Dispose: log whatever it threw, nobody else can observe it.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             Log.UnsubscribeFailed(_logger, ReleaseChannel, ex);
-        }
-    }
-
-    /// <summary>Runs a script by its SHA-1, loading it with <c>EVAL</c> when the server does not know it yet.</summary>
-    private async ValueTask<RedisResult> EvalAsync(string script, string sha, string key, RedisArgument first, RedisArgument second, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await _connection.ExecuteAsync(new RedisCommand("EVALSHA", sha, 1L, key, first, second), cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (ex.ErrorPrefix == "NOSCRIPT")
-        {
-            return await _connection.ExecuteAsync(new RedisCommand("EVAL", script, 1L, key, first, second), cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private void StartNotifications()
-    {
-        lock (_waitersLock)
-        {
-            _notifications ??= SubscribeAsync();
-        }
-    }
-
-    private async Task SubscribeAsync()
-    {
-        await Task.Yield();
-        try
-        {
-            RedisSubscription subscription = await _connection.SubscribeAsync(ReleaseChannel, OnReleased, _stopping.Token).ConfigureAwait(false);
-            bool keep;
-            lock (_waitersLock)
-            {
-                keep = Volatile.Read(ref _disposed) == 0;
-                if (keep)
-                {
-                    _subscription = subscription;
-                }
-            }
-
-            if (!keep)
-            {
-                await subscription.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
-            // Disposed before the server confirmed.
-        }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or RedisServerException or ObjectDisposedException)
-        {
-            // Waiters poll; the next wait tries again.
-            Log.LoadLockNotificationsUnavailable(_logger, ReleaseChannel, ex);
-            lock (_waitersLock)
-            {
-                _notifications = null;
-            }
-        }
-    }
-
-    private void OnReleased(string channel, ReadOnlyMemory<byte> payload)
-    {
-        string lockKey = Encoding.UTF8.GetString(payload.Span);
-        Waiter? waiter;
-        lock (_waitersLock)
-        {
-            if (_waiters.Remove(lockKey, out waiter))
-            {
-                waiter.Detached = true;
-            }
-        }
-
-        waiter?.Released.TrySetResult();
-    }
-
-    private Waiter Register(string lockKey)
-    {
-        lock (_waitersLock)
-        {
-            if (!_waiters.TryGetValue(lockKey, out Waiter? waiter))
-            {
-                waiter = new Waiter();
-                _waiters.Add(lockKey, waiter);
-            }
-
-            waiter.Count++;
-            return waiter;
-        }
-    }
-
-    private void Unregister(string lockKey, Waiter waiter)
-    {
-        lock (_waitersLock)
-        {
-            if (--waiter.Count == 0 && !waiter.Detached)
-            {
-                _waiters.Remove(lockKey);
-            }
-        }
-    }
-
-    /// <summary>The callers on this node waiting for one lock key. Count and Detached are guarded by the owner's _waitersLock.</summary>
-    private sealed class Waiter
-    {
-        public TaskCompletionSource Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public int Count { get; set; }
-
-        public bool Detached { get; set; }
-    }
-
-    /// <summary>A held lock: renews itself until disposed, then releases if still its owner.</summary>
-    private sealed class Lease : IAsyncDisposable
-    {
-        private readonly RedisDistributedLoadLock _owner;
-        private readonly string _lockKey;
-        private readonly string _token;
-        private readonly ITimer _renewal;
-        private int _renewing;
-        private int _released;
-
-        public Lease(RedisDistributedLoadLock owner, string lockKey, string token)
-        {
-            _owner = owner;
-            _lockKey = lockKey;
-            _token = token;
-            _renewal = owner._time.CreateTimer(static state => ((Lease)state!).Renew(), this, owner._renewEvery, owner._renewEvery);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _released, 1) != 0)
-            {
-                return;
-            }
-
-            await _renewal.DisposeAsync().ConfigureAwait(false);
-            try
-            {
-                await _owner.EvalAsync(ReleaseScript, ReleaseSha, _lockKey, _token, _owner.ReleaseChannel, CancellationToken.None).ConfigureAwait(false);
-            }
-#pragma warning disable CA1031 // Releasing is the caller's finally: never fail it. The lease expires on its own.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                Log.LoadLockReleaseFailed(_owner._logger, _lockKey, ex);
-            }
-        }
-
-        private void Renew()
-        {
-            if (Volatile.Read(ref _released) == 0 && Interlocked.Exchange(ref _renewing, 1) == 0)
-            {
-                _ = RenewAsync();
-            }
-        }
-
-        private async Task RenewAsync()
-        {
-            try
-            {
-                RedisResult reply = await _owner.EvalAsync(RenewScript, RenewSha, _lockKey, _token, _owner._leaseMilliseconds, CancellationToken.None).ConfigureAwait(false);
-                if (reply.ToInt64() == 0 && Volatile.Read(ref _released) == 0)
-                {
-                    Log.LoadLockLost(_owner._logger, _lockKey);
-                    await _renewal.DisposeAsync().ConfigureAwait(false); // not ours any more: stop renewing
-                }
-            }
-#pragma warning disable CA1031 // A failed renewal is retried at the next tick; the loader must not notice.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                Log.LoadLockRenewFailed(_owner._logger, _lockKey, ex);
-            }
-            finally
-            {
-                Volatile.Write(ref _renewing, 0);
-            }
         }
     }
 }

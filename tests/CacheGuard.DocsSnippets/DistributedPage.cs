@@ -18,6 +18,6 @@ public static class DistributedPage
             })
             .WithRedis(builder.Configuration.GetConnectionString("redis")!)   // L2, and registers the lock (left off)
             .WithBackplane()                                                   // L1 coherence over pub/sub
-            .WithRedisLoadLock(o => o.LeaseDuration = TimeSpan.FromSeconds(30)); // optional: turns the lock on and tunes it
+            .WithRedisLoadLock(o => o.LeaseDuration = TimeSpan.FromSeconds(5)); // optional: turns the lock on and tunes it
     }
 }

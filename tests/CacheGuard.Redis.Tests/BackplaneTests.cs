@@ -3,12 +3,15 @@ using System.Globalization;
 using CacheGuard;
 using CacheGuard.Redis.Internal;
 using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis.Tests;
 
 /// <summary>The Redis backplane: L1 coherence across nodes that share one real redis-server.</summary>
 public class BackplaneTests
 {
+    private const int CoreLocalCacheClearedId = 16; // CacheGuard's core: "dropped the whole local cache"
+
     private static readonly Func<CancellationToken, Task<string>> MustNotLoad =
         static _ => throw new AssertionException("the value should have come from L1 or L2, not the loader");
 
@@ -19,7 +22,7 @@ public class BackplaneTests
         await using Node a = await Node.StartAsync(server, build: static b => b.WithBackplane());
         await using Node b = await Node.StartAsync(server, build: static b => b.WithBackplane());
         await using Node c = await Node.StartAsync(server, build: static b => b.WithBackplane());
-        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed, c.Backplane.WhenSubscribed).WaitAsync(TestConnections.Guard);
+        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed, c.Backplane.WhenSubscribed).WaitAsync(TestRedis.Guard);
 
         await a.Cache.SetAsync("price", "v0");
         Assert.That(await b.Cache.GetOrLoadAsync("price", MustNotLoad), Is.EqualTo("v0"));
@@ -64,7 +67,7 @@ public class BackplaneTests
         static void Configure(CoalescingCacheOptions o) => o.TagCheckInterval = TimeSpan.FromHours(1); // only the backplane can tell B
         await using Node a = await Node.StartAsync(server, Configure, static b => b.WithBackplane());
         await using Node b = await Node.StartAsync(server, Configure, static b => b.WithBackplane());
-        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed).WaitAsync(TestConnections.Guard);
+        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed).WaitAsync(TestRedis.Guard);
 
         var tagged = new CacheEntryOptions { Tags = ["orders"] };
         Assert.That(await b.Cache.GetOrLoadAsync("order:1", static _ => Task.FromResult("first"), tagged), Is.EqualTo("first"));
@@ -81,8 +84,8 @@ public class BackplaneTests
     public async Task Messages_ReachOtherInstancesOfTheSameCache_NotTheSenderNorOtherCaches()
     {
         await using RedisServer server = await RedisServer.StartAsync();
-        await using var one = new RedisConnection(TestConnections.For(server));
-        await using var two = new RedisConnection(TestConnections.For(server));
+        await using ConnectionMultiplexer one = await TestRedis.ConnectAsync(server);
+        await using ConnectionMultiplexer two = await TestRedis.ConnectAsync(server);
         await using var first = new RedisBackplane(one, "bp");
         await using var second = new RedisBackplane(two, "bp");
         var sender = new RecordingSink("node-1");
@@ -91,7 +94,7 @@ public class BackplaneTests
         using IDisposable s1 = first.Subscribe("orders", sender);
         using IDisposable s2 = second.Subscribe("orders", sameCache);
         using IDisposable s3 = second.Subscribe("users", otherCache);
-        await Task.WhenAll(first.WhenSubscribed, second.WhenSubscribed).WaitAsync(TestConnections.Guard);
+        await Task.WhenAll(first.WhenSubscribed, second.WhenSubscribed).WaitAsync(TestRedis.Guard);
 
         await first.PublishAsync(new CacheInvalidation("orders", "o:1", null), CancellationToken.None);
         await first.PublishAsync(new CacheInvalidation("orders", null, "tag"), CancellationToken.None);
@@ -111,15 +114,16 @@ public class BackplaneTests
     public async Task BurstOfInvalidations_IsBatched_IntoMessagesOfAtMost64KB()
     {
         await using RedisServer server = await RedisServer.StartAsync();
-        await using var one = new RedisConnection(TestConnections.For(server));
-        await using var two = new RedisConnection(TestConnections.For(server));
+        await using ConnectionMultiplexer one = await TestRedis.ConnectAsync(server);
+        await using ConnectionMultiplexer two = await TestRedis.ConnectAsync(server);
         await using var first = new RedisBackplane(one, "bp");
         await using var second = new RedisBackplane(two, "bp");
         var receiver = new RecordingSink("receiver");
         using IDisposable subscription = second.Subscribe("orders", receiver);
-        await second.WhenSubscribed.WaitAsync(TestConnections.Guard);
+        await second.WhenSubscribed.WaitAsync(TestRedis.Guard);
         var sizes = new System.Collections.Concurrent.ConcurrentQueue<int>();
-        await using RedisSubscription raw = await two.SubscribeAsync("bp", (_, payload) => sizes.Enqueue(payload.Length));
+        ChannelMessageQueue raw = await two.GetSubscriber().SubscribeAsync(RedisChannel.Literal("bp"));
+        raw.OnMessage(message => sizes.Enqueue(((byte[])message.Message!).Length));
 
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         first.HoldWriter = hold.Task;
@@ -149,7 +153,7 @@ public class BackplaneTests
         await using RedisServer server = await RedisServer.StartAsync();
         await using Node a = await Node.StartAsync(server, build: static b => b.WithBackplane());
         await using Node b = await Node.StartAsync(server, build: static b => b.WithBackplane());
-        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed).WaitAsync(TestConnections.Guard);
+        await Task.WhenAll(a.Backplane.WhenSubscribed, b.Backplane.WhenSubscribed).WaitAsync(TestRedis.Guard);
         string channel = b.Backplane.Channel;
         Assert.That(channel, Is.EqualTo("fleet:__cacheguard:invalidations"));
 
@@ -166,7 +170,7 @@ public class BackplaneTests
         ];
         foreach (byte[] payload in garbage)
         {
-            await a.Connection.PublishAsync(channel, payload);
+            await a.Multiplexer.GetSubscriber().PublishAsync(RedisChannel.Literal(channel), payload);
         }
 
         await Eventually.HoldsAsync(() => b.Backplane.MessagesDropped == garbage.Length, "every bad message is dropped");
@@ -183,11 +187,11 @@ public class BackplaneTests
         await using RedisServer server = await RedisServer.StartAsync();
         await using Node reader = await Node.StartAsync(server, build: static b => b.WithBackplane());
         await using Node silentWriter = await Node.StartAsync(server); // no backplane: its writes are never announced
-        await reader.Backplane.WhenSubscribed.WaitAsync(TestConnections.Guard);
+        await reader.Backplane.WhenSubscribed.WaitAsync(TestRedis.Guard);
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        reader.Connection.ConnectionRestored += (_, e) =>
+        reader.Multiplexer.ConnectionRestored += (_, e) =>
         {
-            if (e.Kind == RedisConnectionKind.Subscription)
+            if (e.ConnectionType == ConnectionType.Subscription)
             {
                 restored.TrySetResult();
             }
@@ -198,10 +202,12 @@ public class BackplaneTests
         Assert.That(await reader.Cache.GetOrLoadAsync("k", MustNotLoad), Is.EqualTo("v1"), "unannounced: the reader's L1 still holds v1");
 
         await server.CliAsync("CLIENT", "KILL", "TYPE", "pubsub");
-        await restored.Task.WaitAsync(TestConnections.Guard);
+        await restored.Task.WaitAsync(TestRedis.Guard);
 
         await Eventually.HoldsAsync(async () => await reader.Cache.GetOrLoadAsync("k", MustNotLoad) == "v2", "after the reconnect the reader re-reads L2");
         Assert.That(reader.Logs.Count(Log.BackplaneSubscriptionRestoredId), Is.EqualTo(1));
+        await Eventually.HoldsAsync(() => reader.Logs.Count(CoreLocalCacheClearedId) == 2, "the L1 is dropped on the restore, and again once the subscriber answers after resubscribing");
+        Assert.That(reader.Logs.Count(Log.BackplaneResubscribeUnconfirmedId), Is.Zero);
         Assert.That(reader.Logs.Count(Log.BackplaneSubscriptionLostId), Is.EqualTo(1));
     }
 
@@ -210,11 +216,11 @@ public class BackplaneTests
     {
         await using RedisServer server = await RedisServer.StartAsync();
         await using Node a = await Node.StartAsync(server, o => o.DistributedCacheTimeout = TimeSpan.FromSeconds(1), static b => b.WithBackplane());
-        await a.Backplane.WhenSubscribed.WaitAsync(TestConnections.Guard);
+        await a.Backplane.WhenSubscribed.WaitAsync(TestRedis.Guard);
         var restored = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        a.Connection.ConnectionRestored += (_, e) =>
+        a.Multiplexer.ConnectionRestored += (_, e) =>
         {
-            if (e.Kind == RedisConnectionKind.Interactive)
+            if (e.ConnectionType == ConnectionType.Interactive)
             {
                 restored.TrySetResult();
             }
@@ -240,19 +246,19 @@ public class BackplaneTests
 
         Assert.That(errors, Is.Empty, "no caller sees the backplane's (or L2's) failures");
         await server.RestartAsync();
-        await restored.Task.WaitAsync(TestConnections.Guard);
+        await restored.Task.WaitAsync(TestRedis.Guard);
         await Eventually.HoldsAsync(() => a.Backplane.MessagesPublished > publishedBefore, "the queued invalidations go out once Redis is back");
         Assert.That(a.Logs.Count(Log.BackplanePublishFailedId), Is.GreaterThanOrEqualTo(1));
     }
 
     [Test]
-    public void WithBackplane_WithoutWithRedis_FailsWhenTheCacheIsCreated_NamingTheFix()
+    public void WithBackplane_WithNoRedisRegisteredAnywhere_FailsWhenTheCacheIsCreated_NamingTheFix()
     {
         var services = new ServiceCollection();
         services.AddCoalescingCache().WithBackplane();
         using ServiceProvider provider = services.BuildServiceProvider();
         var ex = Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<ICoalescingCache>());
-        Assert.That(ex!.Message, Does.Contain("WithRedis"));
+        Assert.That(ex!.Message, Does.Contain("WithRedis").And.Contain("AddStackExchangeRedisCache"));
     }
 
     [Test]

@@ -1,121 +1,75 @@
-using System.Net;
+using CacheGuard.Redis.Internal;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis.Tests;
 
+/// <summary>A bad configuration string fails at registration, naming the bad part and never a password.</summary>
 public class ConfigurationTests
 {
-    [Test]
-    public void StackExchangeString_SetsEveryKey()
-    {
-        RedisConfiguration c = RedisConfiguration.Parse(
-            "cache.example.com:6390, replica:6391,password=p@ss=word,user=alice,ssl=true,sslHost=redis.example.com,defaultDatabase=2," +
-            "connectTimeout=1500,asyncTimeout=2000,name=orders-api,abortConnect=false,keepAlive=30,allowAdmin=true,connectRetry=3");
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(c.EndPoints, Is.EqualTo(new[] { new DnsEndPoint("cache.example.com", 6390), new DnsEndPoint("replica", 6391) }));
-            Assert.That(c.Password, Is.EqualTo("p@ss=word"));
-            Assert.That(c.User, Is.EqualTo("alice"));
-            Assert.That(c.Ssl, Is.True);
-            Assert.That(c.SslHost, Is.EqualTo("redis.example.com"));
-            Assert.That(c.DefaultDatabase, Is.EqualTo(2));
-            Assert.That(c.ConnectTimeout, Is.EqualTo(TimeSpan.FromMilliseconds(1500)));
-            Assert.That(c.AsyncTimeout, Is.EqualTo(TimeSpan.FromSeconds(2)));
-            Assert.That(c.ClientName, Is.EqualTo("orders-api"));
-            Assert.That(c.AbortOnConnectFail, Is.False);
-            Assert.That(c.KeepAlive, Is.EqualTo(TimeSpan.FromSeconds(30)));
-        });
-    }
-
-    [Test]
-    public void StackExchangeString_DefaultsPortsLikeStackExchangeRedis()
-    {
-        Assert.Multiple(() =>
-        {
-            Assert.That(RedisConfiguration.Parse("localhost").EndPoints[0].Port, Is.EqualTo(6379));
-            Assert.That(RedisConfiguration.Parse("localhost,ssl=true").EndPoints[0].Port, Is.EqualTo(6380));
-            Assert.That(RedisConfiguration.Parse("[::1]:7000").EndPoints[0], Is.EqualTo(new DnsEndPoint("::1", 7000)));
-            Assert.That(RedisConfiguration.Parse("localhost,syncTimeout=700").AsyncTimeout, Is.EqualTo(TimeSpan.FromMilliseconds(700)));
-        });
-    }
-
-    [Test]
-    public void Uri_SetsUserPasswordDatabaseAndTls()
-    {
-        RedisConfiguration c = RedisConfiguration.Parse("rediss://bob:s%40cret@redis.internal:6390/3?name=worker&asyncTimeout=900");
-        Assert.Multiple(() =>
-        {
-            Assert.That(c.EndPoints.Single(), Is.EqualTo(new DnsEndPoint("redis.internal", 6390)));
-            Assert.That(c.User, Is.EqualTo("bob"));
-            Assert.That(c.Password, Is.EqualTo("s@cret"));
-            Assert.That(c.Ssl, Is.True);
-            Assert.That(c.DefaultDatabase, Is.EqualTo(3));
-            Assert.That(c.ClientName, Is.EqualTo("worker"));
-            Assert.That(c.AsyncTimeout, Is.EqualTo(TimeSpan.FromMilliseconds(900)));
-        });
-
-        RedisConfiguration plain = RedisConfiguration.Parse("redis://:onlypass@localhost");
-        Assert.Multiple(() =>
-        {
-            Assert.That(plain.User, Is.Null);
-            Assert.That(plain.Password, Is.EqualTo("onlypass"));
-            Assert.That(plain.Ssl, Is.False);
-            Assert.That(plain.EndPoints.Single().Port, Is.EqualTo(6379));
-        });
-    }
-
-    [TestCase("localhost:abc", "'localhost:abc'")]
+    [TestCase("127.0.0.1:notaport", "'127.0.0.1:notaport'")]
     [TestCase("localhost:70000", "'localhost:70000'")]
-    [TestCase("localhost,connectTimeout=fast", "'connectTimeout=fast'")]
-    [TestCase("localhost,ssl=maybe", "'ssl=maybe'")]
-    [TestCase("localhost,defaultDatabase=-1", "'defaultDatabase=-1'")]
+    [TestCase("localhost:0", "'localhost:0'")]
+    [TestCase(":6379", "':6379'")]
+    [TestCase("[::1:6379", "'[::1:6379'")]
+    [TestCase("bad host:6379", "'bad host:6379'")]
+    [TestCase("localhost,connectTimeout=fast", "'connectTimeout'")]
+    [TestCase("localhost,abortConnect=perhaps", "'abortConnect'")]
     [TestCase("localhost,frobnicate=1", "'frobnicate'")]
-    [TestCase("localhost,protocol=resp3", "'protocol=resp3'")]
-    [TestCase("localhost,serviceName=mymaster", "'serviceName'")]
-    [TestCase("redis://localhost/notanumber", "'/notanumber'")]
-    public void InvalidString_ThrowsQuotingTheOffendingPart(string configuration, string quoted)
+    [TestCase("password=only", "no endpoint")]
+    [TestCase("   ", "empty")]
+    [TestCase("redis://localhost:6379", "URI")]
+    public void WithRedis_InvalidString_ThrowsAtRegistration_NamingTheBadPart(string configuration, string named)
     {
-        var ex = Assert.Throws<ArgumentException>(() => RedisConfiguration.Parse(configuration));
-        Assert.That(ex!.Message, Does.Contain(quoted));
+        var services = new ServiceCollection();
+        var ex = Assert.Throws<ArgumentException>(() => services.AddCoalescingCache().WithRedis(configuration));
+        Assert.That(ex!.Message, Does.Contain(named));
+        Assert.That(ex.ParamName, Is.EqualTo("configuration"));
+    }
+
+    [TestCase("localhost:6379")]
+    [TestCase("localhost")]
+    [TestCase("cache.example.com:6390, replica-1:6391,password=p@ss=word,user=alice,ssl=true,sslHost=redis.example.com,defaultDatabase=2,connectTimeout=1500,asyncTimeout=2000,name=orders-api,abortConnect=false,keepAlive=30,allowAdmin=true,connectRetry=3")]
+    [TestCase("[::1]:6379")]
+    [TestCase("::1")]
+    [TestCase("10.0.0.1:6379,10.0.0.2:6379,serviceName=mymaster")]
+    public void WithRedis_ValidString_IsAccepted(string configuration)
+    {
+        var services = new ServiceCollection();
+        Assert.DoesNotThrow(() => services.AddCoalescingCache().WithRedis(configuration));
     }
 
     [Test]
     public void InvalidString_NeverQuotesAPassword()
     {
-        var misspelt = Assert.Throws<ArgumentException>(() => RedisConfiguration.Parse("localhost,pasword=hunter2"));
-        var badUri = Assert.Throws<ArgumentException>(() => RedisConfiguration.Parse("redis://bob:hunter2@/0"));
+        var misspelt = Assert.Throws<ArgumentException>(() => RedisConfigurationText.Parse("localhost,pasword=hunter2", "configuration"));
+        var commaInPassword = Assert.Throws<ArgumentException>(() => RedisConfigurationText.Parse("localhost,password=hunter2,xyzzy!", "configuration"));
+        var uri = Assert.Throws<ArgumentException>(() => RedisConfigurationText.Parse("redis://bob:hunter2@localhost", "configuration"));
         Assert.Multiple(() =>
         {
             Assert.That(misspelt!.Message, Does.Contain("'pasword'").And.Not.Contain("hunter2"));
-            Assert.That(badUri!.Message, Does.Not.Contain("hunter2"));
+            Assert.That(commaInPassword!.Message, Does.Contain("after 'password='").And.Not.Contain("xyzzy").And.Not.Contain("hunter2"));
+            Assert.That(uri!.Message, Does.Contain("URI").And.Not.Contain("hunter2"));
         });
     }
 
     [Test]
-    public void UnknownKeyword_IsAcceptedWithIgnoreUnknown()
+    public void OwnedMultiplexers_GetCacheGuardsDefaults_FailFastNoAbortQuickReconnect()
     {
-        RedisConfiguration c = RedisConfiguration.Parse("localhost,ignoreUnknown=true,frobnicate=1");
-        Assert.That(c.EndPoints.Single().Host, Is.EqualTo("localhost"));
-    }
-
-    [Test]
-    public void ToString_RedactsThePassword()
-    {
-        string text = RedisConfiguration.Parse("localhost:6379,password=hunter2,user=alice").ToString();
-        Assert.That(text, Does.Contain("password=*****").And.Contain("user=alice").And.Not.Contain("hunter2"));
-    }
-
-    [Test]
-    public void Clone_IsIndependent()
-    {
-        RedisConfiguration original = RedisConfiguration.Parse("a:1,password=x");
-        RedisConfiguration clone = original.Clone();
-        clone.EndPoints.Add(new DnsEndPoint("b", 2));
-        clone.Password = "y";
+        ConfigurationOptions options = RedisConnections.ApplyDefaults(ConfigurationOptions.Parse("localhost,abortConnect=true"));
         Assert.Multiple(() =>
         {
-            Assert.That(original.EndPoints, Has.Count.EqualTo(1));
-            Assert.That(original.Password, Is.EqualTo("x"));
+            Assert.That(options.BacklogPolicy, Is.SameAs(BacklogPolicy.FailFast));
+            Assert.That(options.AbortOnConnectFail, Is.False);
+            Assert.That(options.ReconnectRetryPolicy, Is.InstanceOf<ExponentialRetry>());
+            Assert.That(options.ReconnectRetryPolicy.ShouldRetry(100, 2_000), Is.True, "a retry at least every 2 s, however long the outage");
         });
+    }
+
+    [Test]
+    public void Describe_ListsEndpointsOnly()
+    {
+        string described = RedisConfigurationText.Describe(ConfigurationOptions.Parse("a.example:1,b.example:2,password=hunter2,user=bob"));
+        Assert.That(described, Is.EqualTo("a.example:1,b.example:2"));
     }
 }

@@ -3,10 +3,11 @@ using System.Diagnostics;
 using CacheGuard;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace CacheGuard.Redis.Tests;
 
-/// <summary>One node of a fleet: its own service provider, cache, connection and (when registered) backplane and lock.</summary>
+/// <summary>One node of a fleet: its own service provider, cache, multiplexer and (when registered) backplane and lock.</summary>
 internal sealed class Node : IAsyncDisposable
 {
     private Node(ServiceProvider provider, CapturingLoggerProvider logs)
@@ -14,14 +15,15 @@ internal sealed class Node : IAsyncDisposable
         Provider = provider;
         Logs = logs;
         Cache = provider.GetRequiredService<ICoalescingCache>(); // creates the cache, which subscribes to the backplane
-        Connection = provider.GetRequiredKeyedService<RedisConnection>(string.Empty);
+        Multiplexer = provider.GetRequiredService<IConnectionMultiplexer>();
     }
 
     public ServiceProvider Provider { get; }
 
     public ICoalescingCache Cache { get; }
 
-    public RedisConnection Connection { get; }
+    /// <summary>Gets the node's one multiplexer, shared by its L2, backplane and lock.</summary>
+    public IConnectionMultiplexer Multiplexer { get; }
 
     public CapturingLoggerProvider Logs { get; }
 
@@ -30,7 +32,11 @@ internal sealed class Node : IAsyncDisposable
     public RedisDistributedLoadLock Lock => Provider.GetRequiredKeyedService<RedisDistributedLoadLock>(string.Empty);
 
     /// <summary>Builds a node on <paramref name="server"/> with instance name "fleet:"; <paramref name="build"/> adds features.</summary>
-    public static async Task<Node> StartAsync(RedisServer server, Action<CoalescingCacheOptions>? configure = null, Action<ICoalescingCacheBuilder>? build = null)
+    public static Task<Node> StartAsync(RedisServer server, Action<CoalescingCacheOptions>? configure = null, Action<ICoalescingCacheBuilder>? build = null) =>
+        StartAsync(TestRedis.Options(server), "fleet:", configure, build);
+
+    /// <summary>Builds a node on the Redis <paramref name="redis"/> points at, keys prefixed with <paramref name="instanceName"/>.</summary>
+    public static async Task<Node> StartAsync(ConfigurationOptions redis, string instanceName, Action<CoalescingCacheOptions>? configure = null, Action<ICoalescingCacheBuilder>? build = null)
     {
         var logs = new CapturingLoggerProvider();
         var services = new ServiceCollection();
@@ -44,12 +50,12 @@ internal sealed class Node : IAsyncDisposable
             })
             .WithRedis(o =>
             {
-                o.ConfigurationOptions = TestConnections.For(server);
-                o.InstanceName = "fleet:";
+                o.ConfigurationOptions = redis;
+                o.InstanceName = instanceName;
             });
         build?.Invoke(builder);
         var node = new Node(services.BuildServiceProvider(), logs);
-        await node.Connection.ConnectAsync();
+        await Eventually.HoldsAsync(() => node.Multiplexer.IsConnected, "the node is connected");
         return node;
     }
 
@@ -61,7 +67,7 @@ internal static class Eventually
 {
     public static async Task HoldsAsync(Func<Task<bool>> condition, string what, TimeSpan? within = null)
     {
-        TimeSpan limit = within ?? TestConnections.Guard;
+        TimeSpan limit = within ?? TestRedis.Guard;
         var clock = Stopwatch.StartNew();
         for (int attempt = 0; attempt < 100_000; attempt++)
         {
@@ -88,9 +94,9 @@ internal static class Eventually
 /// <summary>Keeps every log entry, so tests can assert on event ids.</summary>
 internal sealed class CapturingLoggerProvider : ILoggerProvider
 {
-    private readonly ConcurrentQueue<(string Category, EventId Id, LogLevel Level, string Message)> _entries = new();
+    private readonly ConcurrentQueue<(string Category, EventId Id, LogLevel Level, string Message, Exception? Exception)> _entries = new();
 
-    public IReadOnlyList<(string Category, EventId Id, LogLevel Level, string Message)> Entries => [.. _entries];
+    public IReadOnlyList<(string Category, EventId Id, LogLevel Level, string Message, Exception? Exception)> Entries => [.. _entries];
 
     public int Count(int eventId) => _entries.Count(e => e.Id.Id == eventId);
 
@@ -108,7 +114,7 @@ internal sealed class CapturingLoggerProvider : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            owner._entries.Enqueue((category, eventId, logLevel, formatter(state, exception)));
+            owner._entries.Enqueue((category, eventId, logLevel, formatter(state, exception), exception));
     }
 }
 

@@ -16,11 +16,15 @@ internal static partial class Log
     public const int BackplaneEntryTooLargeId = 1108;
     public const int BackplaneSinkFailedId = 1109;
     public const int BackplanePublishRejectedId = 1110;
+    public const int BackplaneResubscribeUnconfirmedId = 1111;
 
     public const int LoadLockRenewFailedId = 1120;
     public const int LoadLockLostId = 1121;
     public const int LoadLockReleaseFailedId = 1122;
     public const int LoadLockNotificationsUnavailableId = 1123;
+    public const int LoadLockReleaseRetriedId = 1124;
+    public const int LoadLockReleaseAbandonedId = 1125;
+    public const int LoadLockNotifyFailedId = 1126;
 
     [LoggerMessage(BackplaneSubscribeFailedId, LogLevel.Warning, "Could not subscribe to backplane channel {Channel} (attempt {Attempt}); retrying. Until it succeeds this node's L1 does not see other nodes' changes.")]
     public static partial void BackplaneSubscribeFailed(ILogger logger, string channel, int attempt, Exception exception);
@@ -55,15 +59,27 @@ internal static partial class Log
     [LoggerMessage(BackplanePublishRejectedId, LogLevel.Error, "Redis rejected a backplane message on {Channel} ({Count} invalidations dropped).")]
     public static partial void BackplanePublishRejected(ILogger logger, string channel, int count, Exception exception);
 
+    [LoggerMessage(BackplaneResubscribeUnconfirmedId, LogLevel.Debug, "The restored subscriber connection did not answer a ping for {Channel}; the caches' L1 was dropped again anyway.")]
+    public static partial void BackplaneResubscribeUnconfirmed(ILogger logger, string channel, Exception exception);
+
     [LoggerMessage(LoadLockRenewFailedId, LogLevel.Debug, "Extending the load lock {LockKey} failed; retrying at the next renewal.")]
     public static partial void LoadLockRenewFailed(ILogger logger, string lockKey, Exception exception);
 
     [LoggerMessage(LoadLockLostId, LogLevel.Warning, "The load lock {LockKey} expired or was taken over before its load finished; another node may load the same key.")]
     public static partial void LoadLockLost(ILogger logger, string lockKey);
 
-    [LoggerMessage(LoadLockReleaseFailedId, LogLevel.Warning, "Releasing the load lock {LockKey} failed; it expires with its lease.")]
+    [LoggerMessage(LoadLockReleaseFailedId, LogLevel.Warning, "Releasing the load lock {LockKey} failed; retrying when Redis answers again (at the latest, the lease ends it).")]
     public static partial void LoadLockReleaseFailed(ILogger logger, string lockKey, Exception exception);
 
-    [LoggerMessage(LoadLockNotificationsUnavailableId, LogLevel.Debug, "Could not subscribe to load-lock release notifications on {Channel}; waiters poll instead.")]
+    [LoggerMessage(LoadLockNotificationsUnavailableId, LogLevel.Debug, "Could not subscribe to load-lock release notifications on {Channel}; waiters notice released keys at their next check instead.")]
     public static partial void LoadLockNotificationsUnavailable(ILogger logger, string channel, Exception exception);
+
+    [LoggerMessage(LoadLockReleaseRetriedId, LogLevel.Information, "Released the load lock {LockKey} on a retry.")]
+    public static partial void LoadLockReleaseRetried(ILogger logger, string lockKey);
+
+    [LoggerMessage(LoadLockReleaseAbandonedId, LogLevel.Debug, "Gave up releasing the load lock {LockKey}: its lease has run out, so Redis has dropped it.")]
+    public static partial void LoadLockReleaseAbandoned(ILogger logger, string lockKey);
+
+    [LoggerMessage(LoadLockNotifyFailedId, LogLevel.Debug, "Released the load lock {LockKey} but could not announce it; waiters notice at their next check.")]
+    public static partial void LoadLockNotifyFailed(ILogger logger, string lockKey, Exception exception);
 }

@@ -2,51 +2,42 @@ using Microsoft.Extensions.Logging;
 
 namespace CacheGuard.Redis.Internal;
 
-/// <summary>The Redis tier's log messages. Event ids 1000-1099 belong to CacheGuard.Redis; once shipped they never change.</summary>
+/// <summary>
+/// The Redis tier's log messages. Event ids 1000-1099 belong to CacheGuard.Redis; once shipped they never change, and a
+/// retired id is never reused (1000-1007 and 1009 belonged to the retired own client).
+/// </summary>
 internal static partial class Log
 {
-    public const int ConnectedId = 1000;
-    public const int ConnectionLostId = 1001;
-    public const int ConnectFailedId = 1002;
-    public const int ReconnectFailedId = 1003;
-    public const int ReconnectedId = 1004;
-    public const int SubscriptionHandlerFailedId = 1005;
-    public const int EventHandlerFailedId = 1006;
-    public const int ReplyHandlerFailedId = 1007;
     public const int UnsubscribeFailedId = 1008;
-    public const int CloseFailedId = 1009;
     public const int SlidingRefreshFailedId = 1010;
-
-    [LoggerMessage(ConnectedId, LogLevel.Information, "Connected to Redis at {EndPoint} ({Kind} connection).")]
-    public static partial void Connected(ILogger logger, string endPoint, RedisConnectionKind kind);
-
-    [LoggerMessage(ConnectionLostId, LogLevel.Warning, "Lost the {Kind} connection to Redis at {EndPoint}; reconnecting in the background.")]
-    public static partial void ConnectionLost(ILogger logger, RedisConnectionKind kind, string endPoint, Exception exception);
-
-    [LoggerMessage(ConnectFailedId, LogLevel.Warning, "Could not open the {Kind} connection to Redis at {EndPoint}; retrying in the background.")]
-    public static partial void ConnectFailed(ILogger logger, RedisConnectionKind kind, string endPoint, Exception exception);
-
-    [LoggerMessage(ReconnectFailedId, LogLevel.Debug, "Reconnect attempt {Attempt} ({Kind}) to {EndPoint} failed: {Reason} Next attempt in {DelayMilliseconds} ms.")]
-    public static partial void ReconnectFailed(ILogger logger, int attempt, RedisConnectionKind kind, string endPoint, string reason, long delayMilliseconds);
-
-    [LoggerMessage(ReconnectedId, LogLevel.Information, "Re-established the {Kind} connection to Redis at {EndPoint} after {Attempts} attempts.")]
-    public static partial void Reconnected(ILogger logger, RedisConnectionKind kind, string endPoint, int attempts);
-
-    [LoggerMessage(SubscriptionHandlerFailedId, LogLevel.Error, "A handler for Redis channel {Channel} threw; other handlers still ran.")]
-    public static partial void SubscriptionHandlerFailed(ILogger logger, string channel, Exception exception);
-
-    [LoggerMessage(EventHandlerFailedId, LogLevel.Error, "A {EventName} event handler threw.")]
-    public static partial void EventHandlerFailed(ILogger logger, string eventName, Exception exception);
-
-    [LoggerMessage(ReplyHandlerFailedId, LogLevel.Error, "Handling a reply from {EndPoint} threw; the command fails with that exception.")]
-    public static partial void ReplyHandlerFailed(ILogger logger, string endPoint, Exception exception);
+    public const int RedisUnavailableId = 1011;
+    public const int RedisAvailableId = 1012;
+    public const int ConnectionEventId = 1013;
+    public const int RedisNotYetConnectedId = 1014;
+    public const int MultiplexerDisposeFailedId = 1015;
+    public const int ProbeFailedId = 1016;
 
     [LoggerMessage(UnsubscribeFailedId, LogLevel.Debug, "UNSUBSCRIBE {Channel} was not confirmed; the server drops the subscription with the connection anyway.")]
     public static partial void UnsubscribeFailed(ILogger logger, string channel, Exception exception);
 
-    [LoggerMessage(CloseFailedId, LogLevel.Debug, "Closing the socket to {EndPoint} threw.")]
-    public static partial void CloseFailed(ILogger logger, string endPoint, Exception exception);
-
-    [LoggerMessage(SlidingRefreshFailedId, LogLevel.Debug, "Refreshing the sliding expiration of a batch-read entry failed; the entries were still returned.")]
+    [LoggerMessage(SlidingRefreshFailedId, LogLevel.Debug, "Refreshing the sliding expiration of batch-read entries failed; the entries were still returned.")]
     public static partial void SlidingRefreshFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(RedisUnavailableId, LogLevel.Warning, "Redis at {EndPoints} is unavailable ({Reason}); the cache skips L2 and queues its writes until it is back.")]
+    public static partial void RedisUnavailable(ILogger logger, string endPoints, string reason);
+
+    [LoggerMessage(RedisAvailableId, LogLevel.Warning, "Redis at {EndPoints} is available again after {DownMilliseconds} ms; the cache uses L2 and replays its queued writes.")]
+    public static partial void RedisAvailable(ILogger logger, string endPoints, long downMilliseconds);
+
+    [LoggerMessage(ConnectionEventId, LogLevel.Debug, "Redis {ConnectionType} connection to {EndPoint}: {Event} ({FailureType}).")]
+    public static partial void ConnectionEvent(ILogger logger, string connectionType, string endPoint, string @event, string failureType, Exception? exception);
+
+    [LoggerMessage(RedisNotYetConnectedId, LogLevel.Information, "Redis at {EndPoints} did not answer the first connect; StackExchange.Redis keeps connecting in the background.")]
+    public static partial void RedisNotYetConnected(ILogger logger, string endPoints);
+
+    [LoggerMessage(MultiplexerDisposeFailedId, LogLevel.Debug, "Closing the Redis connection to {EndPoints} threw.")]
+    public static partial void MultiplexerDisposeFailed(ILogger logger, string endPoints, Exception exception);
+
+    [LoggerMessage(ProbeFailedId, LogLevel.Debug, "PING to Redis at {EndPoints} failed; probing again in {DelayMilliseconds} ms.")]
+    public static partial void ProbeFailed(ILogger logger, string endPoints, long delayMilliseconds, Exception exception);
 }
