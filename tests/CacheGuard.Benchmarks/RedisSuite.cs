@@ -1,212 +1,213 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
-using CacheGuard.Internal;
-using Microsoft.Extensions.Caching.Distributed;
-using Microsoft.Extensions.Caching.StackExchangeRedis;
-using StackExchange.Redis;
 
 namespace CacheGuard.Benchmarks;
 
-/// <summary>One Redis throughput measurement at a number of concurrent callers.</summary>
-internal sealed record RedisThroughput(string Subject, string Operation, int Callers, long Requests, double OpsPerSecond, double? BytesPerOp, double? MeanMicroseconds);
+/// <summary>The L2 hit of one library at a number of concurrent callers (medians over the rounds).</summary>
+internal sealed record L2HitResult(string Library, int Callers, int Rounds, long Requests, double OpsPerSecond, double BytesPerOp, double CommandsPerOp, string CommandMix, long Errors, string? FirstError);
+
+/// <summary>Everything the Redis part measured; a part that did not run is an empty list.</summary>
+internal sealed record RedisResults(List<L2HitResult> L2Hits, List<BatchResult> Batches, List<OutageResult> Outages, List<ThreeNodeResult> ThreeNodes);
 
 /// <summary>
-/// Item 6, Redis: a private <c>redis-server</c> on a free loopback port, started and stopped here, and measured in the
-/// same run by <c>redis-benchmark -c N -t get,set -d 200 -P 1</c> (N connections, one request in flight on each) and by
-/// StackExchange.Redis with N concurrent callers on one multiplexer: plain GET/SET through <see cref="IDatabase"/> (the
-/// same commands as redis-benchmark), and Microsoft's <see cref="RedisCache"/> GetAsync/SetAsync (HMGET, and
-/// HSET+EXPIRE: CacheGuard's L2, more work per call than GET/SET).
-/// Then the end-to-end <c>GetOrLoadAsync</c> L2 hit over Redis (L1 stepped past by a manual clock, as in the in-process
-/// L2 benchmark). Values are 200 bytes. The server and every client share the machine's 2 cores.
+/// The Redis part: one private <c>redis-server</c> (<see cref="RedisServer"/>) shared by every library in the same run,
+/// each library over Microsoft's RedisCache (<see cref="Peers"/>). Runs the L2 hit here, and the cold batch, the outage
+/// and the three nodes in <see cref="RedisScenarios"/>. Every loop is bounded in count and in time.
 /// </summary>
 internal static class RedisSuite
 {
-    public static readonly int[] CallerCounts = [1, 16, 64];
-    private const int ValueSize = 200;
+    private static readonly string[] Libraries = [Library.Raw, Library.CacheGuard, Library.Hybrid, Library.Fusion];
 
-    public static async Task<List<RedisThroughput>?> RunAsync(bool quick, TextWriter log)
+    /// <summary>The parts, selectable as <c>CacheGuard.Benchmarks.Redis.{part}</c>.</summary>
+    public static readonly string[] Parts = ["L2Hit", "ColdBatch", "ThreeNodes", "Outage"];
+
+    public static async Task<RedisResults?> RunAsync(bool quick, Func<string, bool> selected, TextWriter log)
     {
-        if (!OnPath("redis-server") || !OnPath("redis-benchmark"))
+        if (!RedisServer.Available)
         {
-            log.WriteLine("// Redis benchmarks skipped: redis-server and redis-benchmark are needed (apt-get install -y redis-server redis-tools).");
+            log.WriteLine("// Redis part skipped: redis-server is needed (apt-get install -y redis-server).");
             return null;
         }
 
-        int requests = quick ? 5_000 : 200_000;
-        int port = FreePort();
-        using Process server = StartServer(port);
+        await using RedisServer server = await RedisServer.StartAsync().ConfigureAwait(false);
+        var results = new RedisResults([], [], [], []);
+        if (selected("CacheGuard.Benchmarks.Redis.L2Hit"))
+        {
+            results.L2Hits.AddRange(await L2HitAsync(server, quick, log).ConfigureAwait(false));
+        }
+
+        if (selected("CacheGuard.Benchmarks.Redis.ColdBatch"))
+        {
+            results.Batches.AddRange(await RedisScenarios.ColdBatchAsync(server, Libraries, quick, log).ConfigureAwait(false));
+        }
+
+        if (selected("CacheGuard.Benchmarks.Redis.ThreeNodes"))
+        {
+            results.ThreeNodes.AddRange(await RedisScenarios.ThreeNodesAsync(server, quick, log).ConfigureAwait(false));
+        }
+
+        // Last: it stops and restarts the server.
+        if (selected("CacheGuard.Benchmarks.Redis.Outage"))
+        {
+            results.Outages.AddRange(await RedisScenarios.OutageAsync(server, Libraries, quick, log).ConfigureAwait(false));
+        }
+
+        return results;
+    }
+
+    /// <summary>
+    /// The L2 hit: every call skips L1 (each library's own flag) and reads a value the library stored in Redis itself.
+    /// 1 caller on one key, and 64 callers each on its own key (so no call can join another's read). Rounds take the
+    /// libraries in a rotating order; the medians are reported. Redis commands per hit come from INFO commandstats.
+    /// </summary>
+    private static async Task<List<L2HitResult>> L2HitAsync(RedisServer server, bool quick, TextWriter log)
+    {
+        const int Keys = 64;
+        int rounds = quick ? 1 : 5;
+        var subjects = new List<RedisSubject>();
         try
         {
-            await WaitForServerAsync(port).ConfigureAwait(false);
-            var results = new List<RedisThroughput>();
-            var configuration = new ConfigurationOptions { AsyncTimeout = 30_000, SyncTimeout = 30_000, BacklogPolicy = BacklogPolicy.FailFast };
-            configuration.EndPoints.Add(new DnsEndPoint("127.0.0.1", port));
-            await using ConnectionMultiplexer connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
-            IDatabase redis = connection.GetDatabase();
-            var cache = new RedisCache(new RedisCacheOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(connection) });
-            byte[] value = new byte[ValueSize];
-            Random.Shared.NextBytes(value);
-            var entry = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) };
-            await cache.SetAsync("cg:dc", value, entry).ConfigureAwait(false);
-            await redis.StringSetAsync("cg:raw", value).ConfigureAwait(false);
-
-            foreach (int callers in CallerCounts)
+            var keys = new Dictionary<string, string[]>();
+            Product value = Product.Create(42);
+            foreach (string library in Libraries)
             {
-                results.AddRange(RedisBenchmark(port, callers, requests));
-                results.Add(await MeasureAsync("StackExchange.Redis, GET", "GET", callers, requests, () => Ignore(redis.StringGetAsync("cg:raw"))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("StackExchange.Redis, SET", "SET", callers, requests, () => Ignore(redis.StringSetAsync("cg:raw", value))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("RedisCache.GetAsync (HMGET)", "GET", callers, requests, () => new ValueTask(cache.GetAsync("cg:dc"))).ConfigureAwait(false));
-                results.Add(await MeasureAsync("RedisCache.SetAsync (HSET+EXPIRE)", "SET", callers, requests, () => new ValueTask(cache.SetAsync("cg:dc", value, entry))).ConfigureAwait(false));
-                log.WriteLine($"// Redis, {callers} caller(s): done");
+                RedisSubject subject = RedisSubject.Create(library, server.Configuration);
+                subjects.Add(subject);
+                keys[library] = Enumerable.Range(0, Keys).Select(i => $"l2:{library}:{i.ToString(CultureInfo.InvariantCulture)}").ToArray();
+                foreach (string key in keys[library])
+                {
+                    await subject.SetAsync(key, value).ConfigureAwait(false);
+                }
             }
 
-            results.AddRange(await EndToEndAsync(cache, quick ? 5_000 : 100_000).ConfigureAwait(false));
+            var results = new List<L2HitResult>();
+            foreach (int callers in new[] { 1, 64 })
+            {
+                int requests = (quick, callers) switch
+                {
+                    (true, 1) => 500,
+                    (true, _) => 3_000,
+                    (false, 1) => 10_000,
+                    _ => 60_000,
+                };
+                var samples = subjects.ToDictionary(s => s.LibraryName, _ => new List<Sample>());
+                for (int round = 0; round < rounds; round++)
+                {
+                    for (int i = 0; i < subjects.Count; i++)
+                    {
+                        RedisSubject subject = subjects[(i + round) % subjects.Count];
+                        string[] own = keys[subject.LibraryName];
+                        samples[subject.LibraryName].Add(await MeasureAsync(server, callers, requests, c => subject.GetFromL2Async(own[c])).ConfigureAwait(false));
+                    }
+                }
+
+                foreach (RedisSubject subject in subjects)
+                {
+                    List<Sample> s = samples[subject.LibraryName];
+                    Dictionary<string, double> mix = MedianMix(s.Select(x => x.Commands).ToList());
+                    results.Add(new L2HitResult(
+                        subject.LibraryName,
+                        callers,
+                        rounds,
+                        requests,
+                        Median(s.Select(x => x.OpsPerSecond)),
+                        Median(s.Select(x => x.BytesPerOp)),
+                        mix.Values.Sum(),
+                        FormatMix(mix),
+                        s.Sum(x => x.Errors),
+                        s.Select(x => x.FirstError).FirstOrDefault(e => e is not null)));
+                }
+
+                log.WriteLine($"// Redis L2 hit, {callers} caller(s): done");
+            }
+
             return results;
         }
         finally
         {
-            if (!server.HasExited)
+            foreach (RedisSubject subject in subjects)
             {
-                server.Kill();
-                server.WaitForExit(5_000);
+                await subject.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
 
-    private static async ValueTask Ignore<T>(Task<T> pending) => await pending.ConfigureAwait(false);
+    private sealed record Sample(double OpsPerSecond, double BytesPerOp, Dictionary<string, double> Commands, long Errors, string? FirstError);
 
-    /// <summary>N callers, each issuing requests one after another until <paramref name="requests"/> have been issued in all.</summary>
-    private static async Task<RedisThroughput> MeasureAsync(string subject, string operation, int callers, int requests, Func<ValueTask> call)
+    /// <summary>N callers, each issuing calls one after another until <paramref name="requests"/> have been issued in all.</summary>
+    private static async Task<Sample> MeasureAsync(RedisServer server, int callers, int requests, Func<int, ValueTask<Product>> call)
     {
-        // Warm up: JIT, pooled buffers, the connection's loops.
-        await RunCallersAsync(callers, Math.Max(requests / 20, 500), call).ConfigureAwait(false);
+        await RunCallersAsync(callers, Math.Max(requests / 10, 200), call).ConfigureAwait(false); // warm up
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        Dictionary<string, long> before = await server.CommandCallsAsync().ConfigureAwait(false);
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         long started = Stopwatch.GetTimestamp();
-        await RunCallersAsync(callers, requests, call).ConfigureAwait(false);
+        (long errors, string? firstError) = await RunCallersAsync(callers, requests, call).ConfigureAwait(false);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         double bytes = (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / requests;
-        return new RedisThroughput(subject, operation, callers, requests, requests / seconds, bytes, seconds * 1e6 * callers / requests);
+        Dictionary<string, long> after = await server.CommandCallsAsync().ConfigureAwait(false);
+        return new Sample(requests / seconds, bytes, RedisServer.Delta(before, after, requests), errors, firstError);
     }
 
-    private static Task RunCallersAsync(int callers, int requests, Func<ValueTask> call)
+    private static async Task<(long Errors, string? FirstError)> RunCallersAsync(int callers, int requests, Func<int, ValueTask<Product>> call)
     {
         int issued = 0;
+        long errors = 0;
+        string? firstError = null;
         var workers = new Task[callers];
         for (int i = 0; i < callers; i++)
         {
+            int caller = i;
             workers[i] = Task.Run(async () =>
             {
                 while (Interlocked.Increment(ref issued) <= requests)
                 {
-                    await call().ConfigureAwait(false);
+                    try
+                    {
+                        _ = await call(caller).ConfigureAwait(false);
+                    }
+                    catch (Exception ex)
+                    {
+                        Interlocked.Increment(ref errors);
+                        Interlocked.CompareExchange(ref firstError, ex.GetType().Name + ": " + ex.Message, null);
+                    }
                 }
             });
         }
 
-        return Task.WhenAll(workers);
+        await Task.WhenAll(workers).WaitAsync(TimeSpan.FromMinutes(5)).ConfigureAwait(false);
+        return (errors, firstError);
     }
 
-    /// <summary>GetOrLoadAsync, each call an L1 miss and an L2 hit over Redis, from 1 caller and from 64 (each on its own key).</summary>
-    private static async Task<List<RedisThroughput>> EndToEndAsync(RedisCache l2, int requests)
+    /// <summary>Per command, the median over the rounds of its calls per operation.</summary>
+    public static Dictionary<string, double> MedianMix(List<Dictionary<string, double>> rounds)
     {
-        var clock = new ManualClock();
-        using var cache = new DefaultCoalescingCache(
-            new CoalescingCacheOptions { DefaultExpiration = TimeSpan.FromDays(3650), DefaultLocalExpiration = TimeSpan.FromMilliseconds(1), JitterRatio = 0 },
-            l2,
-            clock);
-        string[] keys = Enumerable.Range(0, 64).Select(i => "cg:e2e:" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
-        foreach (string key in keys)
+        var mix = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase);
+        foreach (string command in rounds.SelectMany(r => r.Keys).Distinct(StringComparer.OrdinalIgnoreCase))
         {
-            await cache.SetAsync(key, Product.Create(42)).ConfigureAwait(false);
+            mix[command] = Median(rounds.Select(r => r.GetValueOrDefault(command)));
         }
 
-        var results = new List<RedisThroughput>();
-        foreach (int callers in new[] { 1, 64 })
-        {
-            int next = -1;
-            results.Add(await MeasureAsync("CacheGuard GetOrLoadAsync, L2 hit over Redis", "GetOrLoadAsync", callers, requests, () =>
-            {
-                clock.Advance(TimeSpan.FromMilliseconds(2));
-                string key = keys[(Interlocked.Increment(ref next) & int.MaxValue) % callers];
-                return Ignore(cache.GetOrLoadAsync(key, 0, static (_, _) => Task.FromException<Product>(new InvalidOperationException("Expected an L2 hit, not a load."))));
-            }).ConfigureAwait(false));
-        }
-
-        return results;
-
-        static async ValueTask Ignore(ValueTask<Product> pending) => await pending.ConfigureAwait(false);
+        return mix;
     }
 
-    private static IEnumerable<RedisThroughput> RedisBenchmark(int port, int callers, int requests)
+    /// <summary>"HMGET 1.00 + HGET 1.00": the commands issued per operation, largest first, those under 0.01 left out.</summary>
+    public static string FormatMix(Dictionary<string, double> mix)
     {
-        var start = new ProcessStartInfo("redis-benchmark") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in new[] { "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-c", callers.ToString(CultureInfo.InvariantCulture), "-n", requests.ToString(CultureInfo.InvariantCulture), "-t", "get,set", "-d", ValueSize.ToString(CultureInfo.InvariantCulture), "-P", "1", "--csv" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using Process process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-
-        // "test","rps","avg_latency_ms",...
-        foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Skip(1))
-        {
-            string[] cells = line.Split(',').Select(c => c.Trim('"')).ToArray();
-            if (cells.Length >= 3 && double.TryParse(cells[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double rps))
-            {
-                double? latencyUs = double.TryParse(cells[2], NumberStyles.Float, CultureInfo.InvariantCulture, out double ms) ? ms * 1000 : null;
-                yield return new RedisThroughput($"redis-benchmark -c {callers} -P 1", cells[0], callers, requests, rps, null, latencyUs);
-            }
-        }
+        string text = string.Join(" + ", mix.Where(kv => kv.Value >= 0.01).OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key.ToUpperInvariant()} {kv.Value.ToString("0.00", CultureInfo.InvariantCulture)}"));
+        return text.Length == 0 ? "none" : text;
     }
 
-    private static Process StartServer(int port)
+    public static double Median(IEnumerable<double> values)
     {
-        var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--daemonize", "no" })
+        double[] sorted = values.Order().ToArray();
+        if (sorted.Length == 0)
         {
-            start.ArgumentList.Add(arg);
+            return double.NaN;
         }
 
-        Process process = Process.Start(start)!;
-        process.OutputDataReceived += static (_, _) => { };
-        process.ErrorDataReceived += static (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
+        int middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
-
-    private static async Task WaitForServerAsync(int port)
-    {
-        for (int i = 0; i < 100; i++)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port).ConfigureAwait(false);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50).ConfigureAwait(false);
-            }
-        }
-
-        throw new InvalidOperationException($"redis-server did not listen on port {port} within 5 s.");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static bool OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Any(dir => File.Exists(Path.Combine(dir, tool)));
 }

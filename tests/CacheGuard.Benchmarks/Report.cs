@@ -1,117 +1,274 @@
 using System.Globalization;
 using System.Text;
 using BenchmarkDotNet.Reports;
-using BenchmarkDotNet.Running;
 
 namespace CacheGuard.Benchmarks;
 
 /// <summary>
-/// Renders the run as Markdown: BenchmarkDotNet's results in compact tables, the stampede table with Go beside it,
-/// SingleFlight beside Go, and the issue's targets with the figures of this run. It states what was measured and never
-/// fails the run for a timing.
+/// Renders a run as Markdown: the settings, one table per scenario with its chart beside it (CacheGuard, the peers
+/// and the raw baseline in the same run), SingleFlight beside Go, and the targets of issue 14 judged on this run
+/// (<see cref="ReportTargets"/>). It states what was measured and never fails the run for a timing.
 /// </summary>
 internal static class Report
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static string Render(List<Summary> summaries, List<AllocationShare>? breakdown, List<StampedeResult>? stampede, List<GoResult>? go, List<RedisThroughput>? redis, bool quick)
+    public static string Render(SuiteResults r)
     {
         var md = new StringBuilder();
-        md.AppendLine(Inv, $"# CacheGuard benchmark report ({(quick ? "--quick: smoke test, timings are not meaningful" : "full run")})");
+        md.AppendLine(Inv, $"_{(r.Quick ? "`--quick` smoke run: tiny counts, the timings mean nothing" : "Full run")}{(r.Filtered ? " of the parts and rows `--filter` selected" : string.Empty)}; {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}; load average at the end {LoadAverage()}; the run took {r.Elapsed.TotalMinutes:0.0} min._");
         md.AppendLine();
-        md.AppendLine(Inv, $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; source {SourceRevision()}; load average at the end {LoadAverage()}.");
+        md.AppendLine("### Settings");
         md.AppendLine();
-
-        foreach (Summary summary in summaries)
+        foreach (string line in Peers.Settings)
         {
-            md.AppendLine(Inv, $"## {summary.Title.Split('-')[0]}");
-            md.AppendLine();
-            md.AppendLine("| Benchmark | Mean | Ratio | Allocated | Ops/s |");
-            md.AppendLine("|---|---:|---:|---:|---:|");
-            BenchmarkReport? baseline = summary.Reports.FirstOrDefault(r => r.BenchmarkCase.Descriptor.Baseline);
-            foreach (BenchmarkReport r in summary.Reports)
-            {
-                double? mean = r.ResultStatistics?.Mean;
-                double? baseMean = baseline?.ResultStatistics?.Mean;
-                string ratio = mean is not null && baseMean is > 0 ? (mean.Value / baseMean.Value).ToString("0.00", Inv) + "×" : "–";
-                md.AppendLine(Inv, $"| {r.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo} | {Ns(mean)} | {ratio} | {Bytes(r)} | {(mean is > 0 ? (1e9 / mean.Value).ToString("N0", Inv) : "–")} |");
-            }
-
-            md.AppendLine();
+            md.AppendLine("- " + line);
         }
 
-        if (breakdown is not null)
-        {
-            md.AppendLine("## Miss path: where the bytes go (one thread, distinct keys, exact per-thread allocation counts)");
-            md.AppendLine();
-            md.AppendLine("| Part | Bytes/op |");
-            md.AppendLine("|---|---:|");
-            foreach (AllocationShare share in breakdown)
-            {
-                md.AppendLine(Inv, $"| {share.Part.Replace("  ", "&nbsp;&nbsp;", StringComparison.Ordinal)} | {share.BytesPerOp:N1} |");
-            }
-
-            md.AppendLine();
-        }
-
-        if (stampede is not null)
-        {
-            md.AppendLine("## Stampede: N callers, one cold key, loader awaits 20 ms");
-            md.AppendLine();
-            md.AppendLine(Inv, $"Median of {stampede[0].Rounds} rounds (max in brackets). Extra = time from opening the start gate until the last caller has its value, minus the loader's own measured duration. Bytes per caller = bytes the process allocated while serving, / N.");
-            md.AppendLine();
-            md.AppendLine("| N | Subject | Loader calls | Loader (ms) | Last caller served (ms) | Extra (ms) | Bytes/caller |");
-            md.AppendLine("|---:|---|---:|---:|---:|---:|---:|");
-            foreach (StampedeResult s in stampede)
-            {
-                string calls = s.LoaderCallsMin == s.LoaderCallsMax ? s.LoaderCallsMin.ToString("N0", Inv) : $"{s.LoaderCallsMin:N0}–{s.LoaderCallsMax:N0}";
-                md.AppendLine(Inv, $"| {s.Callers:N0} | {s.Subject} | {calls} | {s.LoaderMs:0.00} | {s.ServedMsMedian:0.00} | {s.ExtraMsMedian:+0.00;-0.00} ({s.ExtraMsMax:+0.00;-0.00}) | {s.BytesPerCaller:N0} |");
-                if (s.Subject.StartsWith("IMemoryCache.GetOrCreateAsync", StringComparison.Ordinal))
-                {
-                    GoResult? g = go?.FirstOrDefault(x => x.Name == $"Stampede/{s.Callers}");
-                    if (g is not null)
-                    {
-                        md.AppendLine(Inv, $"| {s.Callers:N0} | Go singleflight.Do (goroutines, same shape) | {g.LoaderCalls:N0} | – | – | {g.ExtraMsMedian:+0.00;-0.00} ({g.ExtraMsMax:+0.00;-0.00}) | {g.BytesPerCaller:N0} |");
-                    }
-                }
-            }
-
-            md.AppendLine();
-        }
-
-        if (go is not null)
-        {
-            md.AppendLine("## SingleFlight beside Go's singleflight.Do (same machine, same run)");
-            md.AppendLine();
-            md.AppendLine("| Case | CacheGuard SingleFlight.DoAsync | Go singleflight.Do |");
-            md.AppendLine("|---|---:|---:|");
-            GoRow(md, summaries, go, "uncontended", nameof(SingleFlightBenchmarks.Uncontended), "Do/uncontended");
-            GoRow(md, summaries, go, "uncontended, state overload", nameof(SingleFlightBenchmarks.UncontendedState), "Do/uncontended");
-            GoRow(md, summaries, go, "contended, 2 threads / goroutines, 1 key", nameof(SingleFlightBenchmarks.Contended), "Do/contended-2");
-            md.AppendLine();
-        }
-
-        if (redis is not null)
-        {
-            md.AppendLine("## Redis: throughput at N concurrent callers, 200-byte values, one local redis-server");
-            md.AppendLine();
-            md.AppendLine("redis-benchmark opens N connections with one request in flight on each (-P 1); the StackExchange.Redis callers share one multiplexer. Latency: redis-benchmark's average; for the others, wall time × callers / requests.");
-            md.AppendLine();
-            md.AppendLine("| Callers | Subject | Op | Requests/s | vs redis-benchmark | Mean latency (µs) | Bytes/op |");
-            md.AppendLine("|---:|---|---|---:|---:|---:|---:|");
-            foreach (RedisThroughput r in redis)
-            {
-                RedisThroughput? reference = redis.FirstOrDefault(x => x.Subject.StartsWith("redis-benchmark", StringComparison.Ordinal) && x.Callers == r.Callers && x.Operation == r.Operation);
-                string ratio = reference is null ? "–" : (r.OpsPerSecond / reference.OpsPerSecond).ToString("0.00", Inv) + "×";
-                md.AppendLine(Inv, $"| {r.Callers} | {r.Subject} | {r.Operation} | {r.OpsPerSecond:N0} | {ratio} | {(r.MeanMicroseconds is { } us ? us.ToString("N1", Inv) : "–")} | {(r.BytesPerOp is { } b ? b.ToString("N0", Inv) : "–")} |");
-            }
-
-            md.AppendLine();
-        }
-
-        RenderTargets(md, summaries, stampede, go, redis);
+        md.AppendLine();
+        L1Hit(md, r);
+        Stampede(md, r);
+        Miss(md, r);
+        Redis(md, r);
+        SingleFlight(md, r);
+        ReportTargets.Render(md, r);
         return md.ToString();
     }
+
+    private static void L1Hit(StringBuilder md, SuiteResults r)
+    {
+        if (r.Mean(nameof(L1HitBenchmarks.Raw_Product)) is null)
+        {
+            return;
+        }
+
+        md.AppendLine("### L1 hit");
+        md.AppendLine();
+        md.AppendLine("One cached key per value type, read through each library's read-through call; the ratio is against `MemoryCache.TryGetValue` of the same type. \"Same instance\": the hit returns the object that was cached (for the struct: an equal value), checked in the host process.");
+        md.AppendLine();
+        md.AppendLine("![L1 hit, ns per call](images/l1-hit.png)");
+        md.AppendLine();
+        md.AppendLine("| Value type | Library | Mean | × raw `TryGetValue` | Allocated | Same instance |");
+        md.AppendLine("|---|---|---:|---:|---:|---|");
+        foreach (string type in L1HitBenchmarks.Types)
+        {
+            double? raw = r.Mean("Raw_" + type);
+            foreach (string library in new[] { "Raw", Library.CacheGuard, Library.Hybrid, Library.Fusion })
+            {
+                string method = library + "_" + type;
+                if (r.Mean(method) is not { } mean)
+                {
+                    continue;
+                }
+
+                string same = r.L1SameInstance?.TryGetValue(method, out bool s) == true ? (s ? "yes" : "**no (a copy)**") : "–";
+                md.AppendLine(Inv, $"| {type} | {(library == "Raw" ? "raw `TryGetValue`" : library)} | {Ns(mean)} | {Ratio(mean, raw)} | {Bytes(r.Allocated(method))} | {same} |");
+            }
+        }
+
+        md.AppendLine();
+    }
+
+    private static void Stampede(StringBuilder md, SuiteResults r)
+    {
+        if (r.Stampede is not { Count: > 0 } stampede)
+        {
+            return;
+        }
+
+        md.AppendLine("### Stampede: N callers, one cold key, the loader awaits 20 ms");
+        md.AppendLine();
+        md.AppendLine("Parked: N `async` callers wait on a start gate and are released together. Loop: one loop issues the N calls, then awaits them. Overhead = time from the release (or the loop's start) until the last caller has its value, minus the loader's own measured duration; median of the rounds, worst in brackets. Bytes per caller = what the process allocated meanwhile, / N (parked callers' own frames exist before the gate opens and are not counted). The raw baseline is naive cache-aside: every caller checks `MemoryCache`, misses and loads.");
+        md.AppendLine();
+        md.AppendLine("![Stampede overhead at 10,000 parked callers](images/stampede.png) ![Stampede overhead against caller count](images/stampede-callers.png)");
+        md.AppendLine();
+        md.AppendLine("| Callers | N | Subject | Loads executed | Overhead (ms) | Bytes/caller |");
+        md.AppendLine("|---|---:|---|---:|---:|---:|");
+        foreach (StampedeResult s in stampede)
+        {
+            string calls = s.LoaderCallsMin == s.LoaderCallsMax ? s.LoaderCallsMin.ToString("N0", Inv) : $"{s.LoaderCallsMin:N0}–{s.LoaderCallsMax:N0}";
+            md.AppendLine(Inv, $"| {s.Mode.ToString().ToLowerInvariant()} | {s.Callers:N0} | {s.Subject} | {calls} | {s.ExtraMsMedian:+0.00;-0.00} ({s.ExtraMsMax:+0.00;-0.00}) | {s.BytesPerCaller:N0} |");
+            GoResult? g = s.Mode == StampedeMode.Parked && s.Subject == Benchmarks.Stampede.NaiveSubject ? r.Go?.FirstOrDefault(x => x.Name == $"Stampede/{s.Callers}") : null;
+            if (g is not null)
+            {
+                md.AppendLine(Inv, $"| goroutines | {s.Callers:N0} | Go `singleflight.Do`, same shape | {g.LoaderCalls:N0} | {g.ExtraMsMedian:+0.00;-0.00} ({g.ExtraMsMax:+0.00;-0.00}) | {g.BytesPerCaller:N0} |");
+            }
+        }
+
+        md.AppendLine();
+    }
+
+    private static void Miss(StringBuilder md, SuiteResults r)
+    {
+        if (r.PerKey(nameof(MissThroughputBenchmarks.Raw_Miss)) is not { } raw)
+        {
+            return;
+        }
+
+        md.AppendLine(Inv, $"### Miss throughput: {MissThroughputBenchmarks.KeyCount:N0} distinct keys, {MissThroughputBenchmarks.Workers} workers, synchronous loader");
+        md.AppendLine();
+        md.AppendLine("Each key loaded once into a fresh cache; the raw baseline is `MemoryCache.TryGetValue` + `Set`. Bytes: everything allocated per key, the value itself excepted (one shared instance).");
+        md.AppendLine();
+        md.AppendLine("![Miss throughput](images/miss.png)");
+        md.AppendLine();
+        md.AppendLine("| Library | ns per key | M keys/s | × raw | Allocated per key |");
+        md.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (string library in new[] { "Raw", Library.CacheGuard, Library.Hybrid, Library.Fusion })
+        {
+            if (r.PerKey(library + "_Miss") is { } key)
+            {
+                md.AppendLine(Inv, $"| {(library == "Raw" ? "raw: `TryGetValue` + `Set`" : library)} | {key.Ns:0.0} | {1e3 / key.Ns:0.00} | {raw.Ns / key.Ns:0.00}× | {key.Bytes:N0} B |");
+            }
+        }
+
+        md.AppendLine();
+    }
+
+    private static void Redis(StringBuilder md, SuiteResults r)
+    {
+        if (r.Redis is not { } redis)
+        {
+            return;
+        }
+
+        if (redis.L2Hits.Count > 0)
+        {
+            md.AppendLine("### L2 hit over Microsoft's RedisCache (one local redis-server)");
+            md.AppendLine();
+            md.AppendLine(Inv, $"Every call skips L1 and reads a value the library stored itself; 64 callers each read their own key. Median of {redis.L2Hits[0].Rounds} rounds (libraries in rotating order). Bytes: everything the process allocated, / hits. Redis commands: `INFO commandstats` delta / hits. Raw: `RedisCache.GetAsync` + `JsonSerializer.Deserialize`.");
+            md.AppendLine();
+            md.AppendLine("![L2 hit throughput](images/l2-hit.png)");
+            md.AppendLine();
+            md.AppendLine("| Callers | Library | Hits/s | × raw | Bytes/hit | vs raw | Redis commands/hit | Errors |");
+            md.AppendLine("|---:|---|---:|---:|---:|---:|---|---:|");
+            foreach (L2HitResult h in redis.L2Hits)
+            {
+                L2HitResult? raw = redis.L2Hits.FirstOrDefault(x => x.Library == Library.Raw && x.Callers == h.Callers);
+                string delta = raw is null || h.Library == Library.Raw ? "–" : (h.BytesPerOp - raw.BytesPerOp).ToString("+#,0;-#,0", Inv) + " B";
+                md.AppendLine(Inv, $"| {h.Callers} | {h.Library} | {h.OpsPerSecond:N0} | {Ratio(h.OpsPerSecond, raw?.OpsPerSecond)} | {h.BytesPerOp:N0} | {delta} | {h.CommandsPerOp:0.00}: {h.CommandMix} | {Errors(h.Errors, h.FirstError)} |");
+            }
+
+            md.AppendLine();
+        }
+
+        if (redis.Batches.Count > 0)
+        {
+            md.AppendLine(Inv, $"### Cold batch of {RedisScenarios.BatchKeys} keys");
+            md.AppendLine();
+            md.AppendLine(Inv, $"Keys no level has. CacheGuard: `GetOrLoadManyAsync` with one batch loader. The peers and raw cache-aside (over RedisCache): their per-key call for every key, awaited together (`Task.WhenAll`). The loader stands for one database round trip: it awaits {RedisScenarios.BatchLoaderTime.TotalMilliseconds:0} ms per call, however many keys it gets. Median of {redis.Batches[0].Rounds} rounds.");
+            md.AppendLine();
+            md.AppendLine("![Cold batch](images/cold-batch.png)");
+            md.AppendLine();
+            md.AppendLine("| Library | Time per batch | Loader calls | Redis commands | Allocated per batch | Errors |");
+            md.AppendLine("|---|---:|---:|---|---:|---:|");
+            foreach (BatchResult b in redis.Batches)
+            {
+                md.AppendLine(Inv, $"| {b.Library} | {b.MsMedian:0.00} ms | {b.LoaderCallsPerBatch:0} | {b.CommandsPerBatch:0}: {b.CommandMix} | {b.BytesPerBatch / 1024:N0} KB | {Errors(b.Errors, b.FirstError)} |");
+            }
+
+            md.AppendLine();
+        }
+
+        if (redis.Outages.Count > 0)
+        {
+            md.AppendLine("### Redis outage");
+            md.AppendLine();
+            md.AppendLine("All libraries connected and warm; redis-server is killed; each library (in parallel, same outage) runs sequential misses on new keys with a synchronous loader, bounded in count and time; errors are exceptions that reached the caller. Then the server is started again (empty), and each library writes a new key every 100 ms until one is in Redis: the time from the restart until then. Last column: keys written during the outage that reached Redis afterwards.");
+            md.AppendLine();
+            md.AppendLine("![Redis outage](images/outage.png)");
+            md.AppendLine();
+            md.AppendLine("| Library | Misses | Time per miss: median (max) | Errors to callers | Until a write reaches Redis again | Outage writes that landed later |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (OutageResult o in redis.Outages)
+            {
+                string recovery = o.RecoveryMs is { } ms ? $"{ms / 1000:0.00} s" : $"not within {o.RecoveryLimitMs / 1000:0} s";
+                md.AppendLine(Inv, $"| {o.Library} | {o.Misses} | {o.MissMsMedian:0.0} ms ({o.MissMsMax:0.0}) | {Errors(o.Errors, o.FirstError)} | {recovery} | {o.OutageWritesLanded} of {o.Misses} |");
+            }
+
+            md.AppendLine();
+        }
+
+        if (redis.ThreeNodes.Count > 0)
+        {
+            ThreeNodeResult first = redis.ThreeNodes[0];
+            md.AppendLine("### Three nodes, one cold key");
+            md.AppendLine();
+            md.AppendLine(Inv, $"Three service providers (each its own L1 and Redis connections) over the same Redis; {first.CallersPerNode} callers per node parked on one gate and released together; the loader awaits {RedisScenarios.NodeLoaderTime.TotalMilliseconds:0} ms. {first.Rounds} rounds, a new key each.");
+            md.AppendLine();
+            md.AppendLine("![Three nodes](images/three-nodes.png)");
+            md.AppendLine();
+            md.AppendLine("| Library | Lock | Loads executed (min–max) | Time to serve all: median (max) | Errors |");
+            md.AppendLine("|---|---|---:|---:|---:|");
+            foreach (ThreeNodeResult t in redis.ThreeNodes)
+            {
+                string loads = t.LoadsMin == t.LoadsMax ? t.LoadsMin.ToString(Inv) : $"{t.LoadsMin}–{t.LoadsMax}";
+                md.AppendLine(Inv, $"| {t.Library} | {t.Variant} | {loads} | {t.ServeMsMedian:0.0} ms ({t.ServeMsMax:0.0}) | {Errors(t.Errors, t.FirstError)} |");
+            }
+
+            md.AppendLine();
+        }
+    }
+
+    private static void SingleFlight(StringBuilder md, SuiteResults r)
+    {
+        if (r.Mean(nameof(SingleFlightBenchmarks.Uncontended)) is null)
+        {
+            return;
+        }
+
+        md.AppendLine("### SingleFlight beside Go's singleflight.Do");
+        md.AppendLine();
+        md.AppendLine("| Case | CacheGuard `SingleFlight.DoAsync` | Go `singleflight.Do` |");
+        md.AppendLine("|---|---:|---:|");
+        foreach ((string label, string method, string goName) in new[]
+        {
+            ("uncontended", nameof(SingleFlightBenchmarks.Uncontended), "Do/uncontended"),
+            ("uncontended, state overload", nameof(SingleFlightBenchmarks.UncontendedState), "Do/uncontended"),
+            ("contended, 2 threads / goroutines, 1 key", nameof(SingleFlightBenchmarks.Contended), "Do/contended-2"),
+        })
+        {
+            GoResult? g = r.Go?.FirstOrDefault(x => x.Name == goName);
+            string theirs = g is null ? "not run (Go missing)" : $"{g.NsPerOp:0.0} ns, {g.BytesPerOp} B";
+            md.AppendLine(Inv, $"| {label} | {Ns(r.Mean(method))}, {Bytes(r.Allocated(method))} | {theirs} |");
+        }
+
+        md.AppendLine();
+    }
+
+    public static List<string> Failures(List<Summary> summaries)
+    {
+        var failures = new List<string>();
+        foreach (Summary summary in summaries)
+        {
+            if (summary.HasCriticalValidationErrors)
+            {
+                failures.AddRange(summary.ValidationErrors.Select(e => e.Message));
+            }
+
+            failures.AddRange(summary.Reports.Where(r => !r.Success || r.ResultStatistics is null).Select(r => r.BenchmarkCase.DisplayInfo + " produced no result"));
+            if (summary.Reports.Length == 0 && !summary.HasCriticalValidationErrors)
+            {
+                failures.Add(summary.Title + " ran no benchmark");
+            }
+        }
+
+        return failures;
+    }
+
+    internal static string Ns(double? ns) => ns switch
+    {
+        null => "–",
+        >= 1e6 => (ns.Value / 1e6).ToString("0.00", Inv) + " ms",
+        >= 1e4 => (ns.Value / 1e3).ToString("0.00", Inv) + " µs",
+        _ => ns.Value.ToString("0.0", Inv) + " ns",
+    };
+
+    internal static string Bytes(long? bytes) => bytes is { } b ? b.ToString("N0", Inv) + " B" : "–";
+
+    internal static string Ratio(double value, double? baseline) => baseline is > 0 ? (value / baseline.Value).ToString("0.00", Inv) + "×" : "–";
+
+    private static string Errors(long count, string? first) =>
+        count == 0 ? "0" : $"{count} ({(first is null ? string.Empty : first.Length > 80 ? first[..80] + "…" : first).Replace("|", "/", StringComparison.Ordinal)})";
 
     /// <summary>The 1/5/15-minute load averages: above the core count, other work shared the cores with this run.</summary>
     private static string LoadAverage()
@@ -143,107 +300,4 @@ internal static class Report
             return git.ExitCode == 0 ? output : string.Empty;
         }
     }
-
-    public static List<string> Failures(List<Summary> summaries)
-    {
-        var failures = new List<string>();
-        foreach (Summary summary in summaries)
-        {
-            if (summary.HasCriticalValidationErrors)
-            {
-                failures.AddRange(summary.ValidationErrors.Select(e => e.Message));
-            }
-
-            failures.AddRange(summary.Reports.Where(r => !r.Success || r.ResultStatistics is null).Select(r => r.BenchmarkCase.DisplayInfo + " produced no result"));
-            if (summary.Reports.Length == 0 && !summary.HasCriticalValidationErrors)
-            {
-                failures.Add(summary.Title + " ran no benchmark");
-            }
-        }
-
-        return failures;
-    }
-
-    private static void RenderTargets(StringBuilder md, List<Summary> summaries, List<StampedeResult>? stampede, List<GoResult>? go, List<RedisThroughput>? redis)
-    {
-        md.AppendLine("## Targets (issue 8), judged on this run");
-        md.AppendLine();
-        md.AppendLine("| Target | Measured | Met? |");
-        md.AppendLine("|---|---|---|");
-
-        BenchmarkReport? raw = Find(summaries, nameof(L1HitBenchmarks.MemoryCacheTryGetValue));
-        BenchmarkReport? state = Find(summaries, nameof(L1HitBenchmarks.CacheGuardState));
-        if (raw?.ResultStatistics is not null && state?.ResultStatistics is not null)
-        {
-            double ratio = state.ResultStatistics.Mean / raw.ResultStatistics.Mean;
-            long? bytes = Allocated(state);
-            md.AppendLine(Inv, $"| L1 hit (state overload): 0 B and ≤ 1.5× raw TryGetValue | {ratio:0.00}× ({Ns(state.ResultStatistics.Mean)} vs {Ns(raw.ResultStatistics.Mean)}), {bytes} B | {Verdict(ratio <= 1.5 && bytes == 0)} |");
-        }
-
-        StampedeResult? cg = stampede?.FirstOrDefault(s => s.Callers == 10_000 && s.Subject == "CacheGuard GetOrLoadAsync");
-        if (cg is not null)
-        {
-            md.AppendLine(Inv, $"| Stampede, 10,000 callers: loader once | {(cg.LoaderCallsMin == cg.LoaderCallsMax ? cg.LoaderCallsMax.ToString(Inv) : $"{cg.LoaderCallsMin}–{cg.LoaderCallsMax}")} call(s) per round | {Verdict(cg.LoaderCallsMax == 1 && cg.LoaderCallsMin == 1)} |");
-            md.AppendLine(Inv, $"| Stampede, 10,000 callers: served within loader + 3 ms | median {cg.ExtraMsMedian:+0.00} ms, max {cg.ExtraMsMax:+0.00} ms | {Verdict(cg.ExtraMsMedian <= 3)}{(cg.ExtraMsMax > 3 && cg.ExtraMsMedian <= 3 ? " (median; some rounds over)" : string.Empty)} |");
-            md.AppendLine(Inv, $"| Stampede, 10,000 callers: ≤ 64 B per waiting caller (no cancellable token) | {cg.BytesPerCaller:0.0} B | {Verdict(cg.BytesPerCaller <= 64)} |");
-        }
-
-        BenchmarkReport? missRaw = Find(summaries, nameof(MissThroughputBenchmarks.MemoryCacheTryGetValueAndSet));
-        BenchmarkReport? miss = Find(summaries, nameof(MissThroughputBenchmarks.CacheGuardGetOrLoadAsync));
-        if (missRaw?.ResultStatistics is not null && miss?.ResultStatistics is not null)
-        {
-            double ratio = missRaw.ResultStatistics.Mean / miss.ResultStatistics.Mean;
-            long? bytes = Allocated(miss);
-            md.AppendLine(Inv, $"| Miss throughput: ≥ 0.4× raw TryGetValue+Set, ≤ 400 B/op | {ratio:0.00}× ({1e9 / miss.ResultStatistics.Mean / 1e6:0.00} M vs {1e9 / missRaw.ResultStatistics.Mean / 1e6:0.00} M ops/s), {bytes} B/op | {Verdict(ratio >= 0.4 && bytes <= 400)} |");
-        }
-
-        BenchmarkReport? sf = Find(summaries, nameof(SingleFlightBenchmarks.Uncontended));
-        GoResult? goDo = go?.FirstOrDefault(g => g.Name == "Do/uncontended");
-        if (sf?.ResultStatistics is not null)
-        {
-            string goText = goDo is null ? "Go not run" : $"Go {goDo.NsPerOp:0.0} ns, {goDo.BytesPerOp} B";
-            md.AppendLine(Inv, $"| Uncontended SingleFlight.DoAsync no slower than Go's singleflight.Do | {Ns(sf.ResultStatistics.Mean)}, {Allocated(sf)} B; {goText} | {(goDo is null ? "not compared" : Verdict(sf.ResultStatistics.Mean <= goDo.NsPerOp))} |");
-        }
-
-        RedisThroughput? redisGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject.StartsWith("RedisCache.GetAsync", StringComparison.Ordinal));
-        RedisThroughput? rawGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject == "StackExchange.Redis, GET");
-        RedisThroughput? benchGet = redis?.FirstOrDefault(r => r.Callers == 64 && r.Subject.StartsWith("redis-benchmark", StringComparison.Ordinal) && r.Operation == "GET");
-        if (redisGet is not null && benchGet is not null)
-        {
-            double ratio = redisGet.OpsPerSecond / benchGet.OpsPerSecond;
-            string plain = rawGet is null ? string.Empty : $"; plain GET through the same client {rawGet.OpsPerSecond / benchGet.OpsPerSecond:0.00}×";
-            md.AppendLine(Inv, $"| Redis GET at 64 callers ≥ 1.0× redis-benchmark -c 64 -P 1 | RedisCache.GetAsync {redisGet.OpsPerSecond:N0}/s vs {benchGet.OpsPerSecond:N0}/s = {ratio:0.00}×{plain} | {Verdict(ratio >= 1.0)} |");
-        }
-        else
-        {
-            md.AppendLine("| Redis GET at 64 callers ≥ 1.0× redis-benchmark | not measured in this run (filtered out, or redis-server / redis-benchmark missing) | – |");
-        }
-        md.AppendLine();
-    }
-
-    private static void GoRow(StringBuilder md, List<Summary> summaries, List<GoResult> go, string label, string method, string goName)
-    {
-        BenchmarkReport? r = Find(summaries, method);
-        GoResult? g = go.FirstOrDefault(x => x.Name == goName);
-        string ours = r?.ResultStatistics is null ? "not run" : $"{Ns(r.ResultStatistics.Mean)}, {Allocated(r)} B";
-        string theirs = g is null ? "not run" : $"{g.NsPerOp:0.0} ns, {g.BytesPerOp} B, {g.AllocsPerOp} alloc";
-        md.AppendLine(Inv, $"| {label} | {ours} | {theirs} |");
-    }
-
-    private static BenchmarkReport? Find(List<Summary> summaries, string method) =>
-        summaries.SelectMany(s => s.Reports).FirstOrDefault(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method);
-
-    private static long? Allocated(BenchmarkReport report) => report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase);
-
-    private static string Bytes(BenchmarkReport report) => Allocated(report) is { } b ? b.ToString("N0", Inv) + " B" : "–";
-
-    private static string Ns(double? ns) => ns switch
-    {
-        null => "–",
-        >= 1e6 => (ns.Value / 1e6).ToString("0.00", Inv) + " ms",
-        >= 1e4 => (ns.Value / 1e3).ToString("0.00", Inv) + " µs",
-        _ => ns.Value.ToString("0.0", Inv) + " ns",
-    };
-
-    private static string Verdict(bool met) => met ? "**met**" : "**missed**";
 }
