@@ -153,7 +153,6 @@ public class LoadLockFaultTests
     }
 
     [Test]
-    [Explicit("Needs the core to take per-key locks in GetOrLoadManyAsync through TryAcquireManyAsync (issue 15, the lead's part).")]
     public async Task ThreeNodes_MixedSinglesAndBatches_OnColdKeys_LoadEachKeyExactlyOnce()
     {
         await using RedisServer server = await RedisServer.StartAsync();

@@ -27,7 +27,6 @@ public class ReplayTests
     }
 
     [Test]
-    [Explicit("Measures the core's replay (issue 12: replayed writes never overwrite a newer value); fails on the core this branch was cut from, see the report.")]
     public async Task WriteQueuedWhileCutOff_DoesNotOverwriteANewerWriteByAnotherNode()
     {
         RedisServer server = await SharedRedis.PlainAsync();
