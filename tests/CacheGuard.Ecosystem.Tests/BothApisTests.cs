@@ -72,7 +72,7 @@ public class BothApisTests(Api api)
 
         Assert.That(await _cache.GetOrCreateAsync("k", Counting(calls, "second")), Is.EqualTo("second"));
         Assert.That(calls.Value, Is.EqualTo(2));
-        Assert.That(_l2.Removes, Is.EqualTo(1));
+        Assert.That(_l2.Sets, Is.EqualTo(3), "two loads stored, and the removal wrote a removal mark over the first (a miss for every reader)");
     }
 
     [Test]

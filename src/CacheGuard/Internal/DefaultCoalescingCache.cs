@@ -51,18 +51,20 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
         _metrics = new CacheMetrics(_settings.Name, meterFactory);
         _background = new BackgroundWork(_settings, logger);
         _l1 = new L1Store(_settings.Time, _settings.SizeLimit);
-        _l2 = distributedCache is null ? null : new L2Gateway(_settings, distributedCache, batchReader, health, serializers ?? new SerializerRegistry(null), _metrics, logger, _background, otherNodesAnnounce: backplane is not null);
+        var horizon = new LifetimeHorizon(_settings.DefaultExpiration);
+        _l2 = distributedCache is null ? null : new L2Gateway(_settings, distributedCache, batchReader, health, serializers ?? new SerializerRegistry(null), _metrics, logger, _background, horizon, otherNodesAnnounce: backplane is not null);
         var versions = new KeyVersions();
         var link = new BackplaneLink(_settings, backplane, logger);
-        _tags = new TagIndex(_settings, _l2, OnRemoteInvalidateAll);
+        _tags = new TagIndex(_settings, _l2, horizon, OnRemoteInvalidateAll);
         _hits = new HitChecker(_settings, _tags);
-        _publisher = new Publisher(_settings, versions, _l1, _l2, _tags, link);
+        _publisher = new Publisher(_settings, versions, _l1, _l2, _tags, horizon, link);
         _invalidations = new Invalidations(_settings, versions, _l1, _l2, _tags, link, _background, _metrics, logger);
         var loadLockLink = new LoadLockLink(_settings, options.DistributedLoadLock ? loadLock : null, _l2, _tags, _metrics, logger);
         _misses = new MissPipeline(_settings, _l1, _l2, _tags, versions, _publisher, loadLockLink, _hits, _background, _metrics, logger);
         if (_l2 is not null)
         {
             _l2.PendingWriteDropped += key => versions.Invalidate(key, _l1, removeFromL1: true, _settings.NowTicks);
+            _l2.EntryReplayed += key => _background.Track(link.AnnounceAsync(key, null, CancellationToken.None).AsTask(), key);
         }
 
         _backplaneSubscription = link.Subscribe(this);

@@ -10,7 +10,7 @@ namespace CacheGuard.Internal;
 /// offset size field
 ///  0     2    magic "CG"
 ///  2     1    format version (1); a reader rejects versions it does not know
-///  3     1    flags: bit 0 = "not found" (no payload); other bits reserved, ignored by v1 readers
+///  3     1    flags: bit 0 = "not found" (no payload); bit 1 = removal mark (no payload); other bits reserved
 ///  4     2    header length H (48 in v1; later additions append fixed fields, which v1 readers skip)
 ///  6     2    tag count
 ///  8     8    created, UTC ticks (tag invalidation compares it with a tag's removal time)
@@ -30,6 +30,7 @@ internal static class Envelope
     public const int HeaderSize = 48;
     private const byte Version = 1;
     private const byte FlagNotFound = 1;
+    private const byte FlagRemoved = 2;
 
     public static void Write<T>(PooledBufferWriter writer, in EnvelopeHeader header, T value, IHybridCacheSerializer<T>? serializer, IReadOnlyList<string>? tags = null)
     {
@@ -38,7 +39,7 @@ internal static class Envelope
         head[0] = (byte)'C';
         head[1] = (byte)'G';
         head[2] = Version;
-        head[3] = header.NotFound ? FlagNotFound : (byte)0;
+        head[3] = (byte)((header.NotFound ? FlagNotFound : 0) | (header.Removed ? FlagRemoved : 0));
         BinaryPrimitives.WriteUInt16LittleEndian(head[4..], HeaderSize);
         BinaryPrimitives.WriteUInt16LittleEndian(head[6..], (ushort)(tags?.Count ?? 0));
         BinaryPrimitives.WriteInt64LittleEndian(head[8..], header.CreatedTicks);
@@ -60,7 +61,7 @@ internal static class Envelope
         }
 
         int payloadStart = writer.WrittenCount;
-        if (!header.NotFound)
+        if (!header.NotFound && !header.Removed)
         {
             serializer!.Serialize(value, writer);
         }
@@ -111,7 +112,10 @@ internal static class Envelope
             ExpiresTicks: BinaryPrimitives.ReadInt64LittleEndian(span[16..]),
             LoadDurationTicks: BinaryPrimitives.ReadInt64LittleEndian(span[24..]),
             TypeTag: BinaryPrimitives.ReadUInt64LittleEndian(span[32..]),
-            NotFound: (span[3] & FlagNotFound) != 0);
+            NotFound: (span[3] & FlagNotFound) != 0)
+        {
+            Removed = (span[3] & FlagRemoved) != 0,
+        };
         int payloadLength = BinaryPrimitives.ReadInt32LittleEndian(span[40..]);
 
         int offset = headerLength;
@@ -137,7 +141,7 @@ internal static class Envelope
             }
         }
 
-        if (payloadLength < 0 || span.Length - offset != payloadLength || (header.NotFound && payloadLength != 0))
+        if (payloadLength < 0 || span.Length - offset != payloadLength || ((header.NotFound || header.Removed) && payloadLength != 0))
         {
             return EnvelopeStatus.Corrupt;
         }
@@ -147,7 +151,14 @@ internal static class Envelope
     }
 }
 
-internal readonly record struct EnvelopeHeader(long CreatedTicks, long ExpiresTicks, long LoadDurationTicks, ulong TypeTag, bool NotFound);
+internal readonly record struct EnvelopeHeader(long CreatedTicks, long ExpiresTicks, long LoadDurationTicks, ulong TypeTag, bool NotFound)
+{
+    /// <summary>Gets whether this is a removal mark ("removed at CreatedTicks"): a miss for readers, and newer than any write created before it for a replay.</summary>
+    public bool Removed { get; init; }
+
+    /// <summary>A removal mark made at <paramref name="removedTicks"/>, kept until <paramref name="expiresTicks"/>.</summary>
+    public static EnvelopeHeader RemovalMark(long removedTicks, long expiresTicks) => new(removedTicks, expiresTicks, 0, 0, NotFound: false) { Removed = true };
+}
 
 internal enum EnvelopeStatus
 {

@@ -142,7 +142,7 @@ internal sealed class FlightTable<TKey>
         }
     }
 
-    /// <summary>Records that the flight's loader has finished (whatever its outcome), releasing a successor waiting to load.</summary>
+    /// <summary>Records that the flight's loader has finished (whatever its outcome), releasing a successor waiting to load. Idempotent.</summary>
     public void ExitLoader(Flight<TKey> flight)
     {
         TaskCompletionSource? waiting;

@@ -19,6 +19,7 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
         versions.Invalidate(key, l1, removeFromL1: true, settings.NowTicks);
         if (l2 is not null)
         {
+            l2.NoteOwnChange(key, settings.NowTicks);
             using (await l2.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false))
             {
                 await l2.RemoveAsync(key, cancellationToken).ConfigureAwait(false);
@@ -68,6 +69,7 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
     {
         versions.InvalidateAll(l1);
         Log.LocalCacheCleared(logger, settings.Name);
+        l2?.SupersedeQueuedWrites(); // other nodes' changes of those keys may be among the lost messages
     }
 
     /// <summary>Another node invalidated everything, as learned from the <c>"*"</c> stamp in L2 (no backplane, or a lost message).</summary>
@@ -91,14 +93,15 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
 
     /// <summary>
     /// A load this node stored (or a write it replayed) just before another node's write was announced may have reached L2
-    /// after that write and overwritten it: if L2 still holds exactly what this node wrote, remove it (a miss is never
-    /// wrong; an older value is).
+    /// after that write and overwritten it; or another node's replayed write, older than this node's, may have reached L2
+    /// after it. If L2 holds exactly what this node wrote, or something older, remove it (a miss is never wrong; an older
+    /// value is).
     /// </summary>
     private async Task RemoveOwnWriteAsync(string key, long createdTicks)
     {
         using (await l2!.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false))
         {
-            if (await l2.ReadCreatedTicksAsync(key).ConfigureAwait(false) == createdTicks)
+            if (await l2.ReadCreatedTicksAsync(key).ConfigureAwait(false) <= createdTicks)
             {
                 await l2.RemoveAsync(key, CancellationToken.None).ConfigureAwait(false);
             }

@@ -19,12 +19,17 @@ internal sealed partial class L2Gateway : IDisposable
     // Loads stored and writes replayed lately (their creation time), kept only when another node may announce a write of
     // the same key just after this node's write reached L2 over it. See TakeRecentWrite.
     private readonly ConcurrentDictionary<string, RecentWrite>? _recent;
+    private readonly ConcurrentDictionary<string, RecentWrite> _ownChanges = new(StringComparer.Ordinal);
     private int _recentAdded;
+    private int _ownChangesAdded;
     private int _replaying;
     private int _failing;
 
     /// <summary>Occurs when the queue is full and a key's pending write was dropped: no node may keep serving the value L2 never saw.</summary>
     public event Action<string>? PendingWriteDropped;
+
+    /// <summary>Raised when a queued write of a key (by cache key) was replayed into L2: other nodes must hear of it.</summary>
+    public event Action<string>? EntryReplayed;
 
     /// <summary>Gets the breaker's state: a test hook.</summary>
     public BreakerState BreakerState => _breaker.State;
@@ -42,6 +47,34 @@ internal sealed partial class L2Gateway : IDisposable
             _health.AvailabilityChanged -= OnAvailabilityChanged;
         }
     }
+
+    /// <summary>
+    /// Records this node's own write or removal of <paramref name="key"/> (its creation time): for a while, an L2 entry of
+    /// the key created before it is not trusted. Another node's older load may reach L2 just after this change (its write
+    /// was on its way); this node, at least, never serves it after its own write.
+    /// </summary>
+    public void NoteOwnChange(string key, long createdTicks)
+    {
+        long now = _settings.Time.GetTimestamp();
+        _ownChanges[key] = new RecentWrite(now, createdTicks);
+        if (Interlocked.Increment(ref _ownChangesAdded) % 1024 == 0)
+        {
+            foreach (KeyValuePair<string, RecentWrite> pair in _ownChanges)
+            {
+                if (_settings.Time.GetElapsedTime(pair.Value.WrittenAt) > _settings.L2Timeout * 2)
+                {
+                    _ownChanges.TryRemove(pair);
+                }
+            }
+        }
+    }
+
+    /// <summary>An item read from L2, unless it is older than this node's own recent write or removal of the key (then a miss).</summary>
+    private CacheItem<T>? OlderThanOwnChange<T>(string key, CacheItem<T>? item) =>
+        item is not null && !_ownChanges.IsEmpty && _ownChanges.TryGetValue(key, out RecentWrite own)
+            && item.CreatedTicks < own.CreatedTicks && _settings.Time.GetElapsedTime(own.WrittenAt) <= _settings.L2Timeout * 2
+            ? null
+            : item;
 
     /// <summary>Records that this node is storing (a load) or replaying a value of <paramref name="key"/> in L2 now.</summary>
     public void NoteRecentWrite(string key, long createdTicks)
@@ -137,16 +170,31 @@ internal sealed partial class L2Gateway : IDisposable
     private void Failed(string operation, string key, Exception? exception, Activity? activity)
     {
         bool connectionLost = exception is not null && _health is not null && _health.IsConnectionFailure(exception);
-        Report(connectionLost ? _breaker.ForceOpen() : _breaker.OnFailure());
+        bool keyError = IsKeyError(exception);
+        if (!keyError)
+        {
+            // A key the server refuses (wrong type, unusable data) says nothing about L2 as a whole: only failures that
+            // do (timeouts, connection failures) count towards the breaker.
+            Report(connectionLost ? _breaker.ForceOpen() : _breaker.OnFailure());
+        }
+
         string errorType = exception is null ? "timeout" : "exception";
         CacheTelemetry.Fail(activity, errorType, exception);
         _metrics.L2Error(operation, errorType);
+        string logKey = _settings.LogKey(key);
+        if (keyError && operation == OperationRead)
+        {
+            // One entry the server refuses to read (another kind of data): the key is a miss and the next load's write
+            // repairs it; L2 as a whole is fine, so this is not a change of its state.
+            Log.L2PayloadRejected(_logger, _settings.Name, logKey, $"the server refused to read it: {exception!.Message}", exception);
+            return;
+        }
+
         if (Interlocked.Exchange(ref _failing, 1) == 0)
         {
             Log.L2Failing(_logger, _settings.Name, operation, exception?.GetType().Name ?? "timeout", exception?.Message ?? $"no answer within {_settings.L2Timeout}");
         }
 
-        string logKey = _settings.LogKey(key);
         switch (operation)
         {
             case OperationRead when exception is null:
@@ -169,6 +217,13 @@ internal sealed partial class L2Gateway : IDisposable
                 break;
         }
     }
+
+    /// <summary>
+    /// Whether a failure concerns one key only: the client reports its health and says this is not a connection failure,
+    /// and it is not a timeout (for example, a key holding another kind of data than the client expects).
+    /// </summary>
+    private bool IsKeyError(Exception? exception) =>
+        exception is not null and not TimeoutException and not OperationCanceledException && _health is not null && !_health.IsConnectionFailure(exception);
 
     private void Report(BreakerTransition transition)
     {
@@ -244,6 +299,12 @@ internal sealed partial class L2Gateway : IDisposable
                     if (await ReplayOneAsync(pending.Key, write).ConfigureAwait(false))
                     {
                         replayed++;
+                        if (write.Kind == PendingKind.Entry)
+                        {
+                            // Another node may have stored a newer load of the key between the check and the write:
+                            // announced, it removes the replayed value again if that is older than its own.
+                            EntryReplayed?.Invoke(write.Key);
+                        }
                     }
 
                     Report(_breaker.OnSuccess());
@@ -270,6 +331,31 @@ internal sealed partial class L2Gateway : IDisposable
         }
     }
 
+    /// <summary>
+    /// The backplane may have lost other nodes' announcements: any of them may have written or removed a key this node has
+    /// a write of queued, later than it. Each queued write becomes a queued removal (created now): a removal is never
+    /// wrong, and it is not replayed over anything newer. Returns how many were turned.
+    /// </summary>
+    public int SupersedeQueuedWrites()
+    {
+        int turned = 0;
+        foreach (KeyValuePair<string, PendingWrite> pair in _pending)
+        {
+            if (pair.Value.Kind == PendingKind.Entry
+                && _pending.TryUpdate(pair.Key, new PendingWrite(PendingKind.Removal, null, DateTimeOffset.MaxValue, _settings.NowTicks) { Key = pair.Value.Key }, pair.Value))
+            {
+                turned++;
+            }
+        }
+
+        if (turned > 0)
+        {
+            Log.PendingWritesSuperseded(_logger, _settings.Name, turned);
+        }
+
+        return turned;
+    }
+
     /// <summary>Replays one write, unless L2 now holds something newer (written by another node meanwhile). Returns whether it wrote.</summary>
     private async Task<bool> ReplayOneAsync(string l2Key, PendingWrite write)
     {
@@ -282,7 +368,7 @@ internal sealed partial class L2Gateway : IDisposable
 
         if (write.Kind == PendingKind.Removal)
         {
-            await BoundAsync(_l2.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            await BoundAsync(WriteRemovalMarkAsync(l2Key, write.CreatedTicks, deadline.Token), deadline.Token).ConfigureAwait(false);
             return true;
         }
 

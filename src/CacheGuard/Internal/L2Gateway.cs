@@ -34,10 +34,12 @@ internal sealed partial class L2Gateway
     private readonly CacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly BackgroundWork _background;
+    private readonly LifetimeHorizon _horizon;
     private int _batchedReads;
 
-    public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background, bool otherNodesAnnounce)
+    public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background, LifetimeHorizon horizon, bool otherNodesAnnounce)
     {
+        _horizon = horizon;
         _recent = otherNodesAnnounce ? new(StringComparer.Ordinal) : null;
         _settings = settings;
         _l2 = l2;
@@ -89,7 +91,7 @@ internal sealed partial class L2Gateway
         {
             byte[]? bytes = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
             Succeeded();
-            return bytes is null ? null : Decode<T>(key, bytes);
+            return bytes is null ? null : OlderThanOwnChange(key, Decode<T>(key, bytes));
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
         {
@@ -111,7 +113,7 @@ internal sealed partial class L2Gateway
         {
             byte[]? bytes = await BoundAsync(_l2.GetAsync(_settings.Keys.Entry(key), deadline.Token), deadline.Token).ConfigureAwait(false);
             Succeeded();
-            return bytes is not null && Envelope.TryRead(bytes, out EnvelopeHeader header, out _, out _) == EnvelopeStatus.Ok ? header.CreatedTicks : null;
+            return bytes is not null && Envelope.TryRead(bytes, out EnvelopeHeader header, out _, out _) == EnvelopeStatus.Ok && !header.Removed ? header.CreatedTicks : null;
         }
 #pragma warning disable CA1031 // L2 could not say: nothing to repair now.
         catch (Exception ex)
@@ -158,7 +160,7 @@ internal sealed partial class L2Gateway
             Succeeded();
             for (int i = 0; i < items.Length && i < payloads.Length; i++)
             {
-                items[i] = payloads[i] is { } payload && !HasPending(l2Keys[i]) ? Decode<T>(keys[i], payload) : null;
+                items[i] = payloads[i] is { } payload && !HasPending(l2Keys[i]) ? OlderThanOwnChange(keys[i], Decode<T>(keys[i], payload)) : null;
             }
         }
 #pragma warning disable CA1031 // An L2 failure is a miss for every key of the batch.
@@ -225,8 +227,27 @@ internal sealed partial class L2Gateway
             }
             catch (Exception ex)
             {
+                if (!deadline.TimedOut && IsKeyError(ex)
+                    && await RepairAsync(l2Key, pending.Value!, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = physicalLifetime }).ConfigureAwait(false))
+                {
+                    Written(l2Key); // the key held something the write could not replace (another kind of data): removed, then written
+                    return true;
+                }
+
                 Failed(OperationWrite, key, deadline.TimedOut ? null : ex, activity);
-                return !replayable || Defer(l2Key, key, pending);
+                if (replayable)
+                {
+                    return Defer(l2Key, key, pending);
+                }
+
+                if (deadline.TimedOut)
+                {
+                    // A write that timed out may still reach L2 later (a paused server runs what it was sent when it
+                    // resumes), over something newer: a removal mark queued behind it takes it away again.
+                    Defer(l2Key, key, new PendingWrite(PendingKind.Removal, null, DateTimeOffset.MaxValue, _settings.NowTicks));
+                }
+
+                return true;
             }
         }
         finally
@@ -235,7 +256,11 @@ internal sealed partial class L2Gateway
         }
     }
 
-    /// <summary>Removes an entry (the caller holds the key's sequencer turn); a failure queues the removal for replay.</summary>
+    /// <summary>
+    /// Removes an entry (the caller holds the key's sequencer turn) by writing a removal mark over it: readers see a miss,
+    /// and a write created before the removal that some node replays later sees it is older, and is dropped. The mark lives
+    /// as long as the longest lifetime written, so any such write has expired before it does. A failure queues it for replay.
+    /// </summary>
     public async ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
     {
         string l2Key = _settings.Keys.Entry(key);
@@ -250,7 +275,7 @@ internal sealed partial class L2Gateway
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2RemoveActivity, _settings.Name, key, _settings.KeysInTelemetry);
         try
         {
-            await BoundAsync(_l2.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            await BoundAsync(WriteRemovalMarkAsync(l2Key, pending.CreatedTicks, deadline.Token), deadline.Token).ConfigureAwait(false);
             Written(l2Key);
         }
         catch (OperationCanceledException) when (deadline.CallerCancelled)
@@ -262,6 +287,37 @@ internal sealed partial class L2Gateway
             Failed(OperationRemove, key, deadline.TimedOut ? null : ex, activity);
             Defer(l2Key, key, pending);
         }
+    }
+
+    /// <summary>Removes what a key holds and writes it again, once: for a key the server refused to overwrite (another kind of data).</summary>
+    private async Task<bool> RepairAsync(string l2Key, byte[] value, DistributedCacheEntryOptions entryOptions)
+    {
+        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        try
+        {
+            await BoundAsync(_l2.RemoveAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            await BoundAsync(_l2.SetAsync(l2Key, value, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
+            return true;
+        }
+#pragma warning disable CA1031 // The repair failed too: the original failure is reported by the caller.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
+        }
+    }
+
+    private Task WriteRemovalMarkAsync(string l2Key, long removedTicks, CancellationToken cancellationToken)
+    {
+        TimeSpan lifetime = _horizon.Lifetime;
+        byte[] mark = new byte[Envelope.HeaderSize];
+        using (var writer = new PooledBufferWriter())
+        {
+            Envelope.Write<byte>(writer, EnvelopeHeader.RemovalMark(removedTicks, removedTicks + lifetime.Ticks), 0, serializer: null);
+            writer.WrittenSpan.CopyTo(mark);
+        }
+
+        return _l2.SetAsync(l2Key, mark, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime }, cancellationToken);
     }
 
     private CacheItem<T>? Decode<T>(string key, ReadOnlyMemory<byte> data)
@@ -276,6 +332,11 @@ internal sealed partial class L2Gateway
                 _ => "a truncated or inconsistent envelope",
             }, null);
             return null;
+        }
+
+        if (header.Removed)
+        {
+            return null; // removed: a miss
         }
 
         if (!Envelope.IsPlausible(header, _settings.NowTicks))

@@ -37,7 +37,7 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         string lockKey = _settings.Keys.Lock(key);
         try
         {
-            IAsyncDisposable? lease = await _lock!.TryAcquireAsync(lockKey, CancellationToken.None).ConfigureAwait(false);
+            IAsyncDisposable? lease = await TryAcquireBoundedAsync(lockKey).ConfigureAwait(false);
             Recovered();
             return await AfterAttemptAsync<T>(key, lockKey, lease).ConfigureAwait(false);
         }
@@ -50,8 +50,13 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         }
     }
 
-    /// <summary>Takes the locks of many keys in one round trip, then waits for the owners of the rest: one outcome per key, in order.</summary>
-    public async ValueTask<LockOutcome<T>[]> AcquireOrAwaitManyAsync<T>(IReadOnlyList<string> keys)
+    /// <summary>
+    /// Tries the locks of many keys in one round trip, without waiting: per key, in order, a lease (or the value, if L2
+    /// already holds it), <see cref="LockOutcome{T}.Held"/> where another node holds the lock, or neither (unavailable).
+    /// A batch loads what it holds, releases it, and only then waits for the other owners (<see cref="AwaitOwnerAsync"/>):
+    /// it never holds one lock while waiting for another, so two batches on two nodes cannot wait for each other.
+    /// </summary>
+    public async ValueTask<LockOutcome<T>[]> TryAcquireManyAsync<T>(IReadOnlyList<string> keys)
     {
         var outcomes = new LockOutcome<T>[keys.Count];
         if (!_l2!.IsAvailable)
@@ -69,7 +74,8 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         IAsyncDisposable?[] leases;
         try
         {
-            leases = await _lock!.TryAcquireManyAsync(lockKeys, CancellationToken.None).ConfigureAwait(false);
+            using var deadline = new CancellationTokenSource(_settings.L2Timeout, _settings.Time);
+            leases = await _lock!.TryAcquireManyAsync(lockKeys, deadline.Token).ConfigureAwait(false);
             Recovered();
         }
 #pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
@@ -80,14 +86,17 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
             return outcomes;
         }
 
-        var pending = new Task<LockOutcome<T>>[keys.Count];
-        for (int i = 0; i < pending.Length; i++)
+        for (int i = 0; i < outcomes.Length; i++)
         {
-            pending[i] = AfterAttemptGuardedAsync<T>(keys[i], lockKeys[i], i < leases.Length ? leases[i] : null).AsTask();
+            IAsyncDisposable? lease = i < leases.Length ? leases[i] : null;
+            outcomes[i] = lease is null ? new LockOutcome<T>(null, null) { Held = true } : await AfterAttemptGuardedAsync<T>(keys[i], lockKeys[i], lease).ConfigureAwait(false);
         }
 
-        return await Task.WhenAll(pending).ConfigureAwait(false);
+        return outcomes;
     }
+
+    /// <summary>Waits for another node's load of <paramref name="key"/>: its value from L2, the lock taken over, or neither (load without it).</summary>
+    public ValueTask<LockOutcome<T>> AwaitOwnerAsync<T>(string key) => AfterAttemptGuardedAsync<T>(key, _settings.Keys.Lock(key), lease: null);
 
     /// <summary>Releases a held lock once the load is stored; a failure is logged (the implementation retries or the lease runs out).</summary>
     public async ValueTask ReleaseAsync(IAsyncDisposable lease, string key)
@@ -163,8 +172,18 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
                 return new LockOutcome<T>(null, fromOwner);
             }
 
-            lease = await _lock.TryAcquireAsync(lockKey, CancellationToken.None).ConfigureAwait(false);
+            lease = await TryAcquireBoundedAsync(lockKey).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// One lock attempt, bounded like any L2 call (<see cref="CoalescingCacheOptions.DistributedCacheTimeout"/>): a server
+    /// that does not answer in time makes the lock unavailable (load without it), not a wait as long as the client's own timeout.
+    /// </summary>
+    private async ValueTask<IAsyncDisposable?> TryAcquireBoundedAsync(string lockKey)
+    {
+        using var deadline = new CancellationTokenSource(_settings.L2Timeout, _settings.Time);
+        return await _lock!.TryAcquireAsync(lockKey, deadline.Token).ConfigureAwait(false);
     }
 
     private async ValueTask<CacheItem<T>?> ReadFreshAsync<T>(string key)
@@ -209,4 +228,8 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
 }
 
 /// <summary>What the lock step produced: a held lease (load, then release), the owner's value from L2, or neither (load without the lock).</summary>
-internal readonly record struct LockOutcome<T>(IAsyncDisposable? Lease, CacheItem<T>? Found);
+internal readonly record struct LockOutcome<T>(IAsyncDisposable? Lease, CacheItem<T>? Found)
+{
+    /// <summary>Gets whether another node holds the lock (a batch's first attempt only: it waits for the owner later).</summary>
+    public bool Held { get; init; }
+}

@@ -28,6 +28,7 @@ internal static partial class Log
     public const int LoadLockWaitEndedId = 21;
     public const int LoadLockStillFailingId = 22;
     public const int PendingWriteSupersededId = 23;
+    public const int PendingWritesSupersededId = 24;
 
     [LoggerMessage(EventId = L2ReadFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': reading key '{Key}' from the distributed cache failed; treated as a miss.")]
     public static partial void L2ReadFailed(ILogger logger, string cacheName, string key, Exception exception);
@@ -94,6 +95,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = PendingWriteSupersededId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': another node announced a write of key '{Key}'; this node's older write of it, waiting for replay, becomes a removal.")]
     public static partial void PendingWriteSuperseded(ILogger logger, string cacheName, string key);
+
+    [LoggerMessage(EventId = PendingWritesSupersededId, Level = LogLevel.Information, Message = "Cache '{CacheName}': the backplane may have missed other nodes' changes, so {Count} distributed cache writes waiting for replay become removals (the keys load afresh).")]
+    public static partial void PendingWritesSuperseded(ILogger logger, string cacheName, int count);
 
     [LoggerMessage(EventId = L2AbandonedCallFailedId, Level = LogLevel.Debug, Message = "Cache '{CacheName}': a distributed cache call abandoned after its timeout later failed.")]
     public static partial void L2AbandonedCallFailed(ILogger logger, string cacheName, Exception exception);

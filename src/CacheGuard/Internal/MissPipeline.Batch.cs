@@ -207,16 +207,25 @@ internal sealed partial class MissPipeline
                 pending = next;
             }
 
-            // 3. The distributed lock: one pipelined attempt; keys other nodes are loading are awaited.
+            // 3. The distributed lock: one pipelined attempt. What this batch holds (or may load without the lock) is loaded
+            // and released first; only then does it wait for the keys other nodes are loading, and load those whose owner
+            // left no value in a second call. It never holds a lock while it waits for another.
+            List<Flight<string, T>>? held = null;
             if (_lock.Enabled && pending.Count > 0)
             {
-                LockOutcome<T>[] outcomes = await _lock.AcquireOrAwaitManyAsync<T>(KeysOf(pending)).ConfigureAwait(false);
+                LockOutcome<T>[] outcomes = await _lock.TryAcquireManyAsync<T>(KeysOf(pending)).ConfigureAwait(false);
                 var next = new List<Flight<string, T>>(pending.Count);
                 for (int i = 0; i < pending.Count; i++)
                 {
                     if (outcomes[i].Found is { } fromOwner)
                     {
                         CompleteFromL2(pending[i], fromOwner, options, policy, flags);
+                        continue;
+                    }
+
+                    if (outcomes[i].Held)
+                    {
+                        (held ??= []).Add(pending[i]);
                         continue;
                     }
 
@@ -231,11 +240,25 @@ internal sealed partial class MissPipeline
                 pending = next;
             }
 
-            // 4. One loader call for what is left.
+            // 4. One loader call for what is left (and a second for keys whose owner on another node left no value).
+            var followers = new List<(Flight<string, T> Flight, Flight<string, T> Current)>();
             if (pending.Count > 0)
             {
-                await LoadBatchAsync(pending, state, loader, options, policy, flags).ConfigureAwait(false);
+                followers.AddRange(await LoadBatchAsync(pending, state, loader, options, policy, flags).ConfigureAwait(false));
             }
+
+            await ReleaseAllAsync(leases).ConfigureAwait(false);
+            if (held is not null)
+            {
+                List<Flight<string, T>> orphaned = await AwaitOwnersAsync(held, leases, options, policy, flags).ConfigureAwait(false);
+                if (orphaned.Count > 0)
+                {
+                    followers.AddRange(await LoadBatchAsync(orphaned, state, loader, options, policy, flags).ConfigureAwait(false));
+                    await ReleaseAllAsync(leases).ConfigureAwait(false);
+                }
+            }
+
+            await FollowAsync(followers).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Every outcome belongs to the flights' callers.
         catch (Exception ex)
@@ -248,11 +271,48 @@ internal sealed partial class MissPipeline
         }
         finally
         {
-            foreach ((string key, IAsyncDisposable lease) in leases)
-            {
-                await _lock.ReleaseAsync(lease, key).ConfigureAwait(false);
-            }
+            await ReleaseAllAsync(leases).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Waits for the other nodes' loads of <paramref name="held"/>; returns the keys to load here (their owner left no value, or the lock went away).</summary>
+    private async Task<List<Flight<string, T>>> AwaitOwnersAsync<T>(List<Flight<string, T>> held, List<(string Key, IAsyncDisposable Lease)> leases, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    {
+        var waits = new Task<LockOutcome<T>>[held.Count];
+        for (int i = 0; i < waits.Length; i++)
+        {
+            waits[i] = _lock.AwaitOwnerAsync<T>(held[i].Key).AsTask();
+        }
+
+        LockOutcome<T>[] outcomes = await Task.WhenAll(waits).ConfigureAwait(false);
+        var orphaned = new List<Flight<string, T>>();
+        for (int i = 0; i < held.Count; i++)
+        {
+            if (outcomes[i].Found is { } fromOwner)
+            {
+                CompleteFromL2(held[i], fromOwner, options, policy, flags);
+                continue;
+            }
+
+            if (outcomes[i].Lease is { } lease)
+            {
+                leases.Add((held[i].Key, lease));
+            }
+
+            orphaned.Add(held[i]);
+        }
+
+        return orphaned;
+    }
+
+    private async Task ReleaseAllAsync(List<(string Key, IAsyncDisposable Lease)> leases)
+    {
+        foreach ((string key, IAsyncDisposable lease) in leases)
+        {
+            await _lock.ReleaseAsync(lease, key).ConfigureAwait(false);
+        }
+
+        leases.Clear();
     }
 
     private static string[] KeysOf<T>(List<Flight<string, T>> flights)

@@ -3,7 +3,12 @@ namespace CacheGuard.Internal;
 /// <summary>The loader stage of a batch: one loader call for every key it may load (one loader per key still holds).</summary>
 internal sealed partial class MissPipeline
 {
-    private async Task LoadBatchAsync<TState, T>(List<Flight<string, T>> pending, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    /// <summary>
+    /// Loads the keys that may load now; returns the flights replaced before loading, each with the flight whose result it
+    /// takes. The caller completes those (<see cref="FollowAsync"/>) only once it holds no distributed lock: the flights
+    /// they follow may be waiting for one.
+    /// </summary>
+    private async Task<List<(Flight<string, T> Flight, Flight<string, T> Current)>> LoadBatchAsync<TState, T>(List<Flight<string, T>> pending, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
     {
         var entered = new List<Flight<string, T>>(pending.Count);
         var followers = new List<(Flight<string, T> Flight, Flight<string, T> Current)>();
@@ -47,6 +52,12 @@ internal sealed partial class MissPipeline
             }
         }
 
+        return followers;
+    }
+
+    /// <summary>Completes each replaced flight with the outcome of the flight it follows.</summary>
+    private static async Task FollowAsync<T>(List<(Flight<string, T> Flight, Flight<string, T> Current)> followers)
+    {
         foreach ((Flight<string, T> flight, Flight<string, T> current) in followers)
         {
             try
@@ -115,6 +126,10 @@ internal sealed partial class MissPipeline
 
         TimeSpan took = _settings.Time.GetElapsedTime(started);
         _metrics.Load(took);
+        foreach (Flight<string, T> flight in flights)
+        {
+            Flights.ExitLoader(flight); // the loader has ended: free the keys' loader slots before storing
+        }
 
         // Store what was found, cache absence for what was not, and answer each key's callers as soon as it is stored.
         var stores = new Task[flights.Count];

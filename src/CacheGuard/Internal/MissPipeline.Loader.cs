@@ -8,20 +8,25 @@ namespace CacheGuard.Internal;
 /// </summary>
 internal sealed partial class MissPipeline
 {
-    /// <summary>Runs the loader once the flight may (one loader per key), publishes its result, and completes the flight.</summary>
-    private async Task LoadAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    /// <summary>
+    /// Lets the flight into the loader stage (one loader per key): <see langword="false"/> when every caller left, or when
+    /// another flight replaced this one (its callers then take that flight's result: <see cref="FollowCurrentAsync"/>,
+    /// called only once this flight holds no distributed lock, which the current flight may be waiting for).
+    /// </summary>
+    private async ValueTask<LoaderGate> EnterLoaderAsync<T>(Flight<string, T> flight)
     {
         if (flight.WorkToken.IsCancellationRequested)
         {
             flight.Fail(new OperationCanceledException(flight.WorkToken)); // every caller left before the loader stage
-            return;
+            return LoaderGate.Abandoned;
         }
 
-        if (!await Flights.EnterLoaderAsync(flight).ConfigureAwait(false))
-        {
-            await FollowCurrentAsync(flight, state, loader, options, policy).ConfigureAwait(false);
-            return;
-        }
+        return await Flights.EnterLoaderAsync(flight).ConfigureAwait(false) ? LoaderGate.Entered : LoaderGate.Replaced;
+    }
+
+    /// <summary>Runs the loader (the flight has entered the loader stage), publishes its result, and completes the flight.</summary>
+    private async Task LoadAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    {
 
         string key = flight.Key;
         CacheItem<T>? stale = flight.Stale;
@@ -105,6 +110,10 @@ internal sealed partial class MissPipeline
             activity?.Dispose();
             TimeSpan took = _settings.Time.GetElapsedTime(started);
             _metrics.Load(took);
+
+            // The loader has ended: the key's loader slot is free now, not after the store (a successor exists only if
+            // this flight was superseded, and then the publish step keeps its value out anyway).
+            Flights.ExitLoader(flight);
             if (context?.CachingDisabled != true)
             {
                 Lifetimes lifetimes = context is null
@@ -128,6 +137,13 @@ internal sealed partial class MissPipeline
 
             Flights.ExitLoader(flight);
         }
+    }
+
+    private enum LoaderGate
+    {
+        Entered,
+        Replaced,
+        Abandoned,
     }
 
     /// <summary>A flight replaced before its loader started takes the key's current flight's result, starting that flight if none runs.</summary>

@@ -187,8 +187,23 @@ internal sealed partial class MissPipeline
                 lease = outcome.Lease;
             }
 
-            // 4. The loader; the lock, if held, is released only once the result is stored.
-            await LoadAsync(flight, state, loader, options, policy, flags).ConfigureAwait(false);
+            // 4. The loader; the lock, if held, is released only once the result is stored. A flight replaced meanwhile
+            // lets go of its lock before it takes the current flight's result: that flight may be waiting for the lock.
+            LoaderGate gate = await EnterLoaderAsync(flight).ConfigureAwait(false);
+            if (gate == LoaderGate.Entered)
+            {
+                await LoadAsync(flight, state, loader, options, policy, flags).ConfigureAwait(false);
+            }
+            else if (gate == LoaderGate.Replaced)
+            {
+                if (lease is not null)
+                {
+                    await _lock.ReleaseAsync(lease, key).ConfigureAwait(false);
+                    lease = null;
+                }
+
+                await FollowCurrentAsync(flight, state, loader, options, policy).ConfigureAwait(false);
+            }
         }
 #pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
         catch (Exception ex)

@@ -11,7 +11,7 @@ namespace CacheGuard.Internal;
 /// invalidation overtakes a write while it is on its way to L2, the write is compensated (removed again) in the same turn,
 /// before any later mutation of the key runs: L2 never keeps a superseded value this node wrote.
 /// </remarks>
-internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1Store l1, L2Gateway? l2, TagIndex tags, BackplaneLink backplane)
+internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1Store l1, L2Gateway? l2, TagIndex tags, LifetimeHorizon horizon, BackplaneLink backplane)
 {
     /// <summary>Places a value from work that started with <paramref name="ticket"/> in L1, if it may still land there.</summary>
     /// <returns>Whether it landed.</returns>
@@ -52,7 +52,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
 
         TimeSpan lifetime = lifetimes.DistributedFor(notFound);
         TimeSpan physical = policy.FailSafe ? lifetime + policy.FailSafeMax : lifetime;
-        tags.NoteLifetime(physical.Ticks);
+        horizon.Note(physical.Ticks);
         if (l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0)
         {
             if (!Admissible(ticket, item))
@@ -90,10 +90,11 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
         bool notFound = value is null;
         TimeSpan lifetime = lifetimes.DistributedFor(notFound);
         TimeSpan physical = policy.FailSafe ? lifetime + policy.FailSafeMax : lifetime;
-        tags.NoteLifetime(physical.Ticks);
+        horizon.Note(physical.Ticks);
         var item = new CacheItem<T>(value, now, now + lifetime.Ticks, options?.Tags is { Count: > 0 } t ? [.. t] : null);
         CacheEntryFlags flags = options?.Flags ?? CacheEntryFlags.None;
         bool place = (flags & CacheEntryFlags.DisableLocalCacheWrite) == 0;
+        l2?.NoteOwnChange(key, now);
         if (l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0)
         {
             using KeyedSequencer.Turn turn = await l2.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false);

@@ -31,15 +31,15 @@ internal sealed class TagIndex : IDisposable
     private readonly ITimer? _allTimer;
     private volatile bool _allStale; // set every TagCheckInterval; cleared when the "*" stamp is re-read
     private long _lastAllStamp = long.MinValue;
-    private long _horizonTicks; // the longest lifetime (plus fail-safe window) written so far
+    private readonly LifetimeHorizon _horizon;
     private int _addedSincePrune;
 
-    public TagIndex(CacheSettings settings, L2Gateway? l2, Action onRemoteInvalidateAll)
+    public TagIndex(CacheSettings settings, L2Gateway? l2, LifetimeHorizon horizon, Action onRemoteInvalidateAll)
     {
         _settings = settings;
         _l2 = l2;
+        _horizon = horizon;
         _onRemoteInvalidateAll = onRemoteInvalidateAll;
-        _horizonTicks = settings.DefaultExpiration.Ticks;
         if (l2 is not null)
         {
             // Marks what this node knows of "*" as old, without calling L2: the next hit re-reads it, so another node's
@@ -56,18 +56,6 @@ internal sealed class TagIndex : IDisposable
 
     /// <summary>Gets whether any tag (or everything) was ever invalidated or checked here: when not, no entry can be invalid.</summary>
     public bool IsEmpty => _tags.IsEmpty && _all.InvalidatedTicks == long.MinValue;
-
-    /// <summary>Widens the horizon after which knowledge of a tag may be forgotten: called for every lifetime written.</summary>
-    public void NoteLifetime(long physicalTicks)
-    {
-        for (long seen = Volatile.Read(ref _horizonTicks); physicalTicks > seen; seen = Volatile.Read(ref _horizonTicks))
-        {
-            if (Interlocked.CompareExchange(ref _horizonTicks, physicalTicks, seen) == seen)
-            {
-                break;
-            }
-        }
-    }
 
     /// <summary>Whether, as far as this node knows, none of <paramref name="tags"/> nor everything was invalidated at or after <paramref name="createdTicks"/>.</summary>
     public bool Allows(string[]? tags, long createdTicks)
@@ -260,7 +248,7 @@ internal sealed class TagIndex : IDisposable
     private void Prune(long nowTicks)
     {
         Volatile.Write(ref _addedSincePrune, 0);
-        long horizon = Volatile.Read(ref _horizonTicks);
+        long horizon = _horizon.Ticks;
         long interval = _settings.TagCheckInterval.Ticks;
         foreach (KeyValuePair<string, TagState> pair in _tags)
         {
