@@ -150,7 +150,7 @@ public sealed partial class RedisBackplane
             try
             {
                 IConnectionMultiplexer multiplexer = await AttachAsync().ConfigureAwait(false) ?? throw new OperationCanceledException(_stopping.Token);
-                await multiplexer.GetSubscriber().PublishAsync(_channel, payload).WaitAsync(_stopping.Token).ConfigureAwait(false);
+                await multiplexer.GetSubscriber().PublishAsync(_channel, payload).WaitObservedAsync(_stopping.Token).ConfigureAwait(false);
                 Interlocked.Increment(ref _published);
                 if (attempt > 0)
                 {
@@ -163,14 +163,17 @@ public sealed partial class RedisBackplane
             {
                 throw;
             }
-            catch (Exception ex) when (ex is RedisConnectionException { FailureType: not ConnectionFailureType.ConnectionDisposed } or RedisTimeoutException)
+            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
             {
+                // Transient, ConnectionDisposed included: the client disposes a stalled physical connection (a paused
+                // server) and reconnects; dropping the message would lose an invalidation. Should the multiplexer itself
+                // be gone for good, the retries go on with backoff, logged once, until the backplane stops.
                 if (attempt == 0)
                 {
                     Log.BackplanePublishFailed(_logger, batch.Count, Channel, ex);
                 }
             }
-#pragma warning disable CA1031 // Not transient (a server error, a disposed connection): drop this message, keep the writer alive.
+#pragma warning disable CA1031 // Not transient (a server error, a disposed multiplexer): drop this message, keep the writer alive.
             catch (Exception ex)
 #pragma warning restore CA1031
             {

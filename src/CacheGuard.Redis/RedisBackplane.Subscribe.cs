@@ -9,7 +9,7 @@ public sealed partial class RedisBackplane
     /// <summary>Gets the multiplexer and follows its connection events; <see langword="null"/> once disposed.</summary>
     private async Task<IConnectionMultiplexer?> AttachAsync()
     {
-        IConnectionMultiplexer multiplexer = await _source.GetAsync().WaitAsync(_stopping.Token).ConfigureAwait(false);
+        IConnectionMultiplexer multiplexer = await _source.GetAsync().WaitObservedAsync(_stopping.Token).ConfigureAwait(false);
         lock (_lock)
         {
             if (Volatile.Read(ref _disposed) != 0)
@@ -195,7 +195,7 @@ public sealed partial class RedisBackplane
 
         try
         {
-            await multiplexer.GetSubscriber().PingAsync().WaitAsync(FlushTimeout, _time, _stopping.Token).ConfigureAwait(false);
+            await multiplexer.GetSubscriber().PingAsync().WaitObservedAsync(FlushTimeout, _time, _stopping.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException or ObjectDisposedException)
         {

@@ -25,7 +25,7 @@ public sealed partial class RedisDistributedLoadLock
         await Task.Yield();
         try
         {
-            ChannelMessageQueue subscription = await multiplexer.GetSubscriber().SubscribeAsync(_releaseChannel).WaitAsync(_stopping.Token).ConfigureAwait(false);
+            ChannelMessageQueue subscription = await multiplexer.GetSubscriber().SubscribeAsync(_releaseChannel).WaitObservedAsync(_stopping.Token).ConfigureAwait(false);
             bool keep;
             lock (_waitersLock)
             {
@@ -124,7 +124,9 @@ public sealed partial class RedisDistributedLoadLock
     /// <summary>
     /// While anyone waits: every poll interval, one pipelined <c>EXISTS</c> for every key waited for, waking the waiters
     /// of keys that are gone. A check in flight is awaited, not repeated, so a paused server gets one batch, answered
-    /// the moment it resumes. A check that fails (disconnected, timed out) fails the waiters: the lock is unavailable.
+    /// the moment it resumes. A check that fails (disconnected, timed out, refused) fails the waiters: the lock is
+    /// unavailable. Nothing but disposal ends the watcher while anyone waits: a watcher that died would leave waiters to
+    /// the release notification alone, which a reconnect can lose.
     /// </summary>
     private async Task WatchAsync()
     {
@@ -164,7 +166,7 @@ public sealed partial class RedisDistributedLoadLock
                 }
 
                 batch.Execute();
-                await Task.WhenAll(exists).WaitAsync(_stopping.Token).ConfigureAwait(false);
+                await Task.WhenAll(exists).WaitObservedAsync(_stopping.Token).ConfigureAwait(false);
                 ServerAnswered?.Invoke();
                 for (int i = 0; i < keys.Length; i++)
                 {
@@ -178,7 +180,9 @@ public sealed partial class RedisDistributedLoadLock
             {
                 return;
             }
-            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException or ObjectDisposedException)
+#pragma warning disable CA1031 // Whatever failed (disconnected, timed out, a server error such as LOADING after a restart), the watcher must live on.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 foreach (string key in keys)
                 {

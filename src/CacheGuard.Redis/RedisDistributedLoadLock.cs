@@ -107,8 +107,55 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         IDatabase database = await ConnectedDatabaseAsync(cancellationToken).ConfigureAwait(false);
         string lockKey = LockKey(key);
         string token = NewToken();
-        bool taken = await database.StringSetAsync(lockKey, token, _lease, When.NotExists).WaitAsync(cancellationToken).ConfigureAwait(false);
-        return taken ? new Lease(this, lockKey, token) : null;
+        Task<bool> set = database.StringSetAsync(lockKey, token, _lease, When.NotExists);
+        try
+        {
+            bool taken = await set.WaitObservedAsync(cancellationToken).ConfigureAwait(false);
+            return taken ? new Lease(this, lockKey, token) : null;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RedisTimeoutException)
+        {
+            ReleaseIfTakenLater(set, lockKey, token);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// An attempt the caller stopped waiting for (its token, or the client's timeout) may still take the lock when the
+    /// server runs it (a paused server runs it on resuming): nobody would own that lock, and every node would wait for it
+    /// until the lease ran out. If it is taken, or may have been (a timeout), it is released by its token at once; the
+    /// release follows the attempt on the same connection, and removes nothing another owner holds.
+    /// </summary>
+    private void ReleaseIfTakenLater(Task<bool> set, string lockKey, string token) => _ = ReleaseWhenTakenAsync(set, lockKey, token);
+
+    private async Task ReleaseWhenTakenAsync(Task<bool> set, string lockKey, string token)
+    {
+        try
+        {
+            bool mayHold;
+            try
+            {
+                mayHold = await set.ConfigureAwait(false);
+            }
+            catch (RedisTimeoutException)
+            {
+                mayHold = true;
+            }
+
+            if (mayHold)
+            {
+                await new Lease(this, lockKey, token).DisposeAsync().ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // Nobody waits for this: a failed attempt took nothing, a failed release is logged (the lease runs out).
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            if (set.IsCompletedSuccessfully || set.Exception?.InnerException is RedisTimeoutException)
+            {
+                Log.LoadLockReleaseFailed(_logger, lockKey, ex); // the attempt may hold it: the release failed
+            }
+        }
     }
 
     /// <summary>Tries to take the locks for many keys with pipelined <c>SET NX PX</c> commands: one round trip (one per node on a cluster).</summary>
@@ -140,16 +187,21 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         batch.Execute();
         try
         {
-            await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(pending).WaitObservedAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            // Some may have been taken: release those (each release retries on its own), then report the failure.
+            // Some may have been taken, or be taken when the server answers: release those (each release retries on its
+            // own), then report the failure.
             for (int i = 0; i < pending.Length; i++)
             {
                 if (pending[i].IsCompletedSuccessfully && pending[i].Result)
                 {
                     await new Lease(this, lockKeys[i], tokens[i]).DisposeAsync().ConfigureAwait(false);
+                }
+                else
+                {
+                    ReleaseIfTakenLater(pending[i], lockKeys[i], tokens[i]);
                 }
             }
 
@@ -180,7 +232,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         Waiter waiter = Register(lockKey); // before the first check, so a release in between is not missed
         try
         {
-            if (!await database.KeyExistsAsync(lockKey).WaitAsync(cancellationToken).ConfigureAwait(false))
+            if (!await database.KeyExistsAsync(lockKey).WaitObservedAsync(cancellationToken).ConfigureAwait(false))
             {
                 ServerAnswered?.Invoke();
                 return true;
@@ -275,7 +327,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
     private async ValueTask<IDatabase> ConnectedDatabaseAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        IConnectionMultiplexer multiplexer = _source.Current ?? await _source.GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        IConnectionMultiplexer multiplexer = _source.Current ?? await _source.GetAsync().WaitObservedAsync(cancellationToken).ConfigureAwait(false);
         RedisCacheBatchReader.ThrowIfDisconnected(multiplexer, _source.Description);
         StartNotifications(multiplexer); // a node that cannot take a lock waits next: have the release channel ready
         return multiplexer.GetDatabase();

@@ -43,6 +43,40 @@ public class LoadLockFaultTests
     }
 
     [Test]
+    public async Task AttemptsAbandonedWhileTheServerIsPaused_DoNotLeaveALockNobodyOwns_WhenTheServerRunsThem()
+    {
+        await using RedisServer server = await RedisServer.StartAsync();
+        await using ConnectionMultiplexer connection = await TestRedis.ConnectAsync(server);
+        await using ConnectionMultiplexer observer = await TestRedis.ConnectAsync(server);
+        string prefix = TestRedis.UniquePrefix("abandoned");
+        await using var locks = new RedisDistributedLoadLock(
+            connection, prefix, new RedisLoadLockOptions { LeaseDuration = TimeSpan.FromSeconds(60) }, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisDistributedLoadLock>.Instance);
+
+        await server.SuspendAsync();
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            Assert.That(async () => await locks.TryAcquireAsync("single", giveUp.Token), Throws.InstanceOf<OperationCanceledException>());
+        }
+
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            Assert.That(async () => await locks.TryAcquireManyAsync(["a", "b"], giveUp.Token), Throws.InstanceOf<OperationCanceledException>());
+        }
+
+        var resumed = Stopwatch.StartNew();
+        await server.ResumeAsync();
+        IDatabase db = observer.GetDatabase();
+        await Eventually.HoldsAsync(
+            async () => !await db.KeyExistsAsync(locks.LockKey("single")) && !await db.KeyExistsAsync(locks.LockKey("a")) && !await db.KeyExistsAsync(locks.LockKey("b")),
+            "the abandoned attempts ran on resuming, took the locks, and were released");
+        TestContext.Progress.WriteLine($"abandoned attempts: locks gone {resumed.ElapsedMilliseconds} ms after resume (lease 60 s)");
+        Assert.That(resumed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "released by their tokens, not left to the 60 s lease");
+        IAsyncDisposable? lease = await locks.TryAcquireAsync("single", CancellationToken.None);
+        Assert.That(lease, Is.Not.Null, "the key can be locked again");
+        await lease!.DisposeAsync();
+    }
+
+    [Test]
     public async Task ServerPausedWhileAnOwnerLoads_AfterResume_WaitersGetTheOwnersValueWithinTheBound_WithOneLoad()
     {
         await using RedisServer server = await RedisServer.StartAsync();

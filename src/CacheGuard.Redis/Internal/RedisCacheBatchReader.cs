@@ -40,7 +40,7 @@ internal sealed class RedisCacheBatchReader : IBatchDistributedCache
             return result;
         }
 
-        IConnectionMultiplexer multiplexer = await _source.GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        IConnectionMultiplexer multiplexer = await _source.GetAsync().WaitObservedAsync(cancellationToken).ConfigureAwait(false);
         ThrowIfDisconnected(multiplexer, _source.Description);
         IDatabase database = multiplexer.GetDatabase();
         IBatch batch = database.CreateBatch();
@@ -52,7 +52,7 @@ internal sealed class RedisCacheBatchReader : IBatchDistributedCache
         }
 
         batch.Execute();
-        await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(pending).WaitObservedAsync(cancellationToken).ConfigureAwait(false);
 
         List<(RedisKey Key, TimeSpan Ttl)>? refresh = null;
         DateTimeOffset now = _time.GetUtcNow();

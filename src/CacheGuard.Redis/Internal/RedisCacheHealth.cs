@@ -309,6 +309,7 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
+                _ = ping?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 return;
             }
 #pragma warning disable CA1031 // A failed PING is how an unavailable server shows: log at Debug, mark it, try again.
