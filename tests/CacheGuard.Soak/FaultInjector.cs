@@ -131,7 +131,7 @@ internal sealed class FaultInjector(SoakSettings settings, RedisProcess redis, S
 
             case FaultKind.DbErrorBurst:
             {
-                HealthTimeline.Window window = Begin(fault, "database error burst", Disturbs.None);
+                HealthTimeline.Window window = Begin(fault, "database error burst", Disturbs.Database);
                 db.ErrorRate = fault.Level;
                 await Task.Delay(duration);
                 db.ErrorRate = settings.DbErrorRate;
@@ -141,7 +141,7 @@ internal sealed class FaultInjector(SoakSettings settings, RedisProcess redis, S
 
             case FaultKind.DbLatencySpike:
             {
-                HealthTimeline.Window window = Begin(fault, "database latency spike", Disturbs.None);
+                HealthTimeline.Window window = Begin(fault, "database latency spike", Disturbs.Database);
                 db.LatencySpike = TimeSpan.FromSeconds(fault.Level);
                 await Task.Delay(duration);
                 db.LatencySpike = TimeSpan.Zero;

@@ -11,6 +11,9 @@ internal enum Disturbs
 
     /// <summary>Lock state may be lost or unreachable: nodes load without it, so fleet-wide overlaps are allowed.</summary>
     Lock = 2,
+
+    /// <summary>The database is slow or failing: loads (this node's, or the lock owner's it waits for) take longer or fail.</summary>
+    Database = 4,
 }
 
 /// <summary>
@@ -107,6 +110,29 @@ internal sealed class HealthTimeline(TimeSpan settle, TimeSpan lookback)
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The latest moment a fault that disturbs <paramref name="what"/> and touches [<paramref name="from"/>,
+    /// <paramref name="to"/>] ended (Redis answered again), capped at <paramref name="to"/> for a fault still going on; or null.
+    /// </summary>
+    public long? LatestFaultEnd(Disturbs what, long from, long to)
+    {
+        long? latest = null;
+        lock (_gate)
+        {
+            foreach (Window window in _windows)
+            {
+                if ((window.Disturbs & what) != 0 && window.Start <= to && window.End >= from)
+                {
+                    long faultEnd = window.FaultEnd == 0 ? window.End - _settleTicks : window.FaultEnd; // 0: a node's report of trouble
+                    long end = Math.Min(faultEnd, to);
+                    latest = latest is null || end > latest ? end : latest;
+                }
+            }
+        }
+
+        return latest;
     }
 
     /// <summary>The latest moment Redis answered again at or before <paramref name="at"/>, or null.</summary>

@@ -9,7 +9,8 @@ namespace CacheGuard.Soak;
 /// <c>SetAsync</c>/<c>RemoveAsync</c> of the key may have made the node forget its flight (a write still running, or
 /// completed less than <see cref="SoakSettings.PropagationWindow"/> before the load started: its announcement may
 /// arrive after). Across the fleet it is allowed only when abandoned, or
-/// when a Redis fault that disturbs the lock touched the interval between the two starts. Everything else is a
+/// when a Redis fault that disturbs the lock touched the interval from the running load's lock attempt (at most one L2
+/// read, <c>DistributedCacheTimeout</c>, before its start) to the new load's start. Everything else is a
 /// violation, written to the log with both loads (and, for the first, the key's history).
 /// </summary>
 internal sealed class LoadWatch(SoakSettings settings, HealthTimeline health, SoakLog log)
@@ -18,6 +19,7 @@ internal sealed class LoadWatch(SoakSettings settings, HealthTimeline health, So
 
     private readonly long _hardTimeout = Clock.Ticks(settings.LoaderHardTimeout);
     private readonly long _propagation = Clock.Ticks(settings.PropagationWindow);
+    private readonly long _lockToLoad = Clock.Ticks(settings.L2Timeout);
     private long _loads;
     private long _batchLoads;
     private long _nodeOverlaps;
@@ -104,8 +106,9 @@ internal sealed class LoadWatch(SoakSettings settings, HealthTimeline health, So
                 }
             }
 
-            // Fleet-wide, a superseded load still holds the key's lock, so only a lock fault excuses an overlap.
-            if (health.Disturbed(Disturbs.Lock, other.Start, load.Start))
+            // Fleet-wide, a superseded load still holds the key's lock, so only a lock fault excuses an overlap: one
+            // between the running load's lock attempt (its L2 re-read comes between the lock and the loader) and this start.
+            if (health.Disturbed(Disturbs.Lock, other.Start - _lockToLoad, load.Start))
             {
                 Interlocked.Increment(ref _allowedDisturbed);
             }

@@ -16,8 +16,9 @@ internal enum ReadVerdict
 /// "completes" when its <c>SetAsync</c>/<c>RemoveAsync</c> returns; a read is judged at the moment it <b>started</b>.
 /// A read that started after the write of version v completed and served a version below v is stale; its age is the
 /// time from the completion of the first such newer write to the read's start. Allowed age: zero when that newer write
-/// was made by the reading node itself (read-your-writes), else <see cref="SoakSettings.PropagationWindow"/>, or
-/// <see cref="SoakSettings.UnhealthyWindow"/> when a fault that disturbs the backplane touched the interval. A value
+/// was made by the reading node itself (read-your-writes), else <see cref="SoakSettings.PropagationWindow"/>, or, when a
+/// fault that disturbs the backplane touched the interval, <see cref="SoakSettings.UnhealthyWindow"/> counted from the
+/// later of the newer write's completion and the fault's end (Redis answering again). A value
 /// for another key, or a version the database never reached, is invalid (an unexpected error).
 /// </summary>
 internal sealed class ReadJudge(SoakSettings settings, HealthTimeline health, SoakLog log)
@@ -110,8 +111,13 @@ internal sealed class ReadJudge(SoakSettings settings, HealthTimeline health, So
         long age = readStart - supersededAt;
         InterlockedMax(ref _maxAge, age);
         bool disturbed = health.Disturbed(Disturbs.Backplane, supersededAt, readStart);
+
+        // While Redis is unhealthy, and for the L1 lifetime after it answers again, another node may serve what it held
+        // (or what a write sent before the fault left in L2 when the server ran it on resuming): the unhealthy window
+        // counts from the later of the newer write and the end of the fault.
+        long since = disturbed && health.LatestFaultEnd(Disturbs.Backplane, supersededAt, readStart) is { } faultEnd ? Math.Max(supersededAt, faultEnd) : supersededAt;
         long window = ownNewer is not null ? 0 : disturbed ? _unhealthyWindow : _healthyWindow;
-        if (age <= window)
+        if (readStart - since <= window)
         {
             Interlocked.Increment(ref _staleWithin);
             return ReadVerdict.StaleWithinWindow;
@@ -129,7 +135,7 @@ internal sealed class ReadJudge(SoakSettings settings, HealthTimeline health, So
         {
             Interlocked.Increment(ref _staleBeyondUnhealthy);
             category = 1;
-            rule = $"beyond the unhealthy window {settings.UnhealthyWindow.TotalMilliseconds:0} ms (a Redis fault touched the interval)";
+            rule = $"beyond the unhealthy window {settings.UnhealthyWindow.TotalMilliseconds:0} ms after the later of the write and the fault's end (a Redis fault touched the interval)";
         }
         else
         {

@@ -30,7 +30,7 @@ internal sealed class SoakNode : IAsyncDisposable
         }
 
         var services = new ServiceCollection();
-        services.AddLogging(b => b.ClearProviders().AddProvider(log.ProviderFor(id)).SetMinimumLevel(LogLevel.Information));
+        services.AddLogging(b => b.ClearProviders().AddProvider(log.ProviderFor(id)).SetMinimumLevel(Environment.GetEnvironmentVariable("CACHEGUARD_SOAK_DEBUG") == "1" ? LogLevel.Debug : LogLevel.Information));
         ICoalescingCacheBuilder builder = services.AddCoalescingCache(o => Configure(o, settings));
         SoakRedis.AddRedisTier(builder, redisPort, settings);
         return new SoakNode(id, services.BuildServiceProvider());

@@ -44,7 +44,7 @@ internal static class SoakRedis
     public static bool IsRedisTrouble(string category, int eventId, LogLevel level) =>
         level == LogLevel.Warning
         && (category.StartsWith("CacheGuard.Redis", StringComparison.Ordinal)
-            || (category == "CacheGuard" && eventId is 1 or 2 or 3 or 4 or 6 or 7 or 12 or 17 or 18));
+            || (category == "CacheGuard" && eventId is 12 or 17 or 18 or 19 or 21)); // breaker opened, announce failed, lock failed, L2 failing, lock wait ended
 
     /// <summary>The Redis key of a cache key (CacheGuard's KeyPrefix is empty in the soak).</summary>
     public static string RedisKey(string cacheKey) => InstanceName + cacheKey;

@@ -167,6 +167,8 @@ internal static class SoakRun
     {
         long giveUp = quiet + Clock.Ticks(settings.ConvergenceBound + TimeSpan.FromSeconds(2));
         long runEnd = Clock.Origin + Clock.Ticks(settings.Duration);
+        List<(int Node, string Key, long? Served, long Current, bool Hit)>? lastWrong = null;
+        double lastWrongAt = 0;
         while (true)
         {
             long sweepStart = Clock.Now;
@@ -175,8 +177,16 @@ internal static class SoakRun
             if (wrong.Count == 0)
             {
                 log.Write(string.Create(CultureInfo.InvariantCulture, $"converged: every node serves the current version of every key read, {seconds:0.00} s after the writes stopped"), console: true);
+                if (lastWrong is not null)
+                {
+                    log.Write(string.Create(CultureInfo.InvariantCulture, $"    the last sweep with wrong reads ({lastWrongAt:0.00} s): {string.Join("; ", lastWrong.Take(8).Select(w => $"node{w.Node} {w.Key} served {(w.Served?.ToString(CultureInfo.InvariantCulture) ?? "an error")}{(w.Hit ? " from L1" : string.Empty)}, database {w.Current}"))}"));
+                }
+
                 return (true, seconds);
             }
+
+            lastWrong = wrong;
+            lastWrongAt = seconds;
 
             if (Clock.Now > giveUp || Clock.Now > runEnd)
             {

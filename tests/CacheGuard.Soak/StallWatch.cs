@@ -8,7 +8,8 @@ namespace CacheGuard.Soak;
 /// loader plus <see cref="SoakSettings.StallBound"/> (p99). Judged for every call that was not an L1 hit, ended after
 /// a recovery and started no later than <see cref="SoakSettings.StallHorizon"/> after it: its wait counts from the
 /// later of its start and the recovery; its loader time is the longest load of its key (on any node) within that wait.
-/// The excess of the one over the other is recorded.
+/// The excess of the one over the other is recorded. Misses that a database fault (error burst, latency spike) touched
+/// are left out: they wait for slow or failing loads, not for the cache's recovery from Redis.
 /// </summary>
 internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, SoakLog log)
 {
@@ -21,6 +22,7 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
     private readonly List<(long Excess, string Text)> _worst = [];
     private readonly long _horizon = Clock.Ticks(settings.StallHorizon);
     private readonly long _bound = Clock.Ticks(settings.StallBound);
+    private readonly long _databaseMargin = Clock.Ticks(settings.LoaderHardTimeout + TimeSpan.FromSeconds(3));
     private long _over;
 
     public long Measured
@@ -73,6 +75,14 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
     public void OnMiss(int node, string operation, IReadOnlyList<DbRow> rows, long start, long end)
     {
         if (health.LastRecoveryBefore(end) is not { } recovery || start > recovery + _horizon)
+        {
+            return;
+        }
+
+        // A database fault makes loads slow or failing: a miss then waits for its own loader or for the lock owner's,
+        // which says nothing about how the cache recovers from Redis. Such misses are not measured (the margin covers a
+        // load the fault slowed that outlives the fault).
+        if (health.Disturbed(Disturbs.Database, start - _databaseMargin, end))
         {
             return;
         }
