@@ -243,6 +243,125 @@ public class SoakFindingsTests
         Assert.That(await c.GetOrLoadAsync("k", _ => Task.FromResult("from the source")), Is.EqualTo("from the source"), "the older replayed value does not stay in L2");
     }
 
+    /// <summary>
+    /// Soak, seed 99 (node1, item:132): a batch read sent while this node's removal of a key waited for replay came back
+    /// after the replay had landed, holding the older value, and the node served it after its own removal. A key with a
+    /// write queued when a read goes out is a miss, and a replayed write stays queued until it has landed.
+    /// </summary>
+    [Test]
+    public async Task ABatchReadSentWhileARemovalWaitsForReplay_DoesNotServeTheOlderValue_WhenTheReplayLandsFirst()
+    {
+        var time = new FakeTimeProvider();
+        var store = new FakeDistributedCache(time);
+        var viewA = new ControlledDistributedCache(store);
+        var batch = new HeldBatchReader(store);
+        using var a = new DefaultCoalescingCache(new CoalescingCacheOptions { Name = "replay-read", JitterRatio = 0 }, viewA, time, batchReader: batch, health: new ConnectionHealth());
+        using var b = new DefaultCoalescingCache(new CoalescingCacheOptions { Name = "replay-read", JitterRatio = 0 }, store, time);
+
+        await b.SetAsync("k", "old");
+        viewA.FailWith = () => new IOException("connection lost");
+        await a.RemoveAsync("k");
+        Assert.That(a.PendingWrites, Is.EqualTo(1), "the removal waits for replay");
+        viewA.FailWith = null;
+        time.Advance(TimeSpan.FromMinutes(1));
+
+        viewA.HoldReads = (l2Key, _) => l2Key.EndsWith('k');
+        await a.GetOrLoadAsync("other", _ => Task.FromResult("x")); // A reaches L2 again: the removal is replayed...
+        HeldCall replayCheck = await viewA.NextHeldAsync(); // ...once it has checked what L2 holds now
+
+        batch.Hold = true;
+        Task<IReadOnlyDictionary<string, string>> read = a.GetOrLoadManyAsync<string>(["k"], (keys, _) => Task.FromResult<IReadOnlyDictionary<string, string>>(keys.ToDictionary(k => k, _ => "from the source"))).AsTask();
+        await batch.Sent.Task.WaitAsync(Guard); // the read goes out while L2 still holds "old"
+
+        replayCheck.Release();
+        await TestCaches.Until(() => a.PendingWrites == 0, "the replay landed"); // (the held batch counts as background work)
+        batch.Release(); // the answer, sent before the replay landed, arrives after it
+
+        Assert.That((await read.WaitAsync(Guard))["k"], Is.EqualTo("from the source"), "A served the value its own removal had replaced");
+    }
+
+    /// <summary>
+    /// Soak, seed 1234 (item:12): node1's load reached L2 just after node2's removal; node3 read it from L2 into its L1
+    /// before node1, hearing of the removal, took it out of L2 again. Node1 now announces that removal, so node3 drops it.
+    /// </summary>
+    [Test]
+    public async Task AnOlderLoadTakenBackOutOfL2_IsAnnounced_SoANodeThatReadItDropsIt()
+    {
+        var time = new FakeTimeProvider();
+        var store = new FakeDistributedCache(time);
+        var viewA = new ControlledDistributedCache(store) { HoldWrites = (l2Key, value) => ControlledDistributedCache.IsEntry(l2Key, value) && l2Key.EndsWith('k') };
+        var backplane = new InMemoryBackplane();
+        var options = new CoalescingCacheOptions { Name = "taken-back", JitterRatio = 0 };
+        using var a = new DefaultCoalescingCache(options, viewA, time, backplane: backplane);
+        using var b = new DefaultCoalescingCache(new CoalescingCacheOptions { Name = "taken-back", JitterRatio = 0 }, store, time); // its announcement is delivered by hand, late
+        using var c = new DefaultCoalescingCache(new CoalescingCacheOptions { Name = "taken-back", JitterRatio = 0 }, store, time, backplane: backplane);
+
+        Task<string> load = a.GetOrLoadAsync("k", _ => Task.FromResult("old")).AsTask();
+        HeldCall write = await viewA.NextHeldAsync();
+        time.Advance(TimeSpan.FromMilliseconds(10));
+        await b.RemoveAsync("k");
+        viewA.HoldWrites = null;
+        write.Release(); // A's older load lands over B's removal
+        Assert.That(await load.WaitAsync(Guard), Is.EqualTo("old"));
+        Assert.That(await c.GetOrLoadAsync("k", _ => Task.FromResult("from the source")), Is.EqualTo("old"), "C reads it from L2 before A takes it back");
+
+        a.OnInvalidation(new CacheInvalidation("taken-back", "k", null)); // B's announcement reaches A
+        await TestCaches.Until(() => a.BackgroundCount == 0, "A took its value back out of L2");
+
+        Assert.That(await c.GetOrLoadAsync("k", _ => Task.FromResult("from the source")), Is.EqualTo("from the source"), "C kept the older value in L1");
+    }
+
+    /// <summary>
+    /// Soak, seed 42 (node1, 37-46 s): with writes queued for replay, the breaker's probe went to reads of those keys, which
+    /// end without calling L2 (their queued write is newer); each lost probe kept the breaker from closing for another
+    /// period while Redis was healthy, and the node's writes stayed queued. A read asks the breaker only as its call goes out.
+    /// </summary>
+    [Test]
+    public async Task AReadOfAKeyWithAQueuedWrite_DoesNotTakeTheBreakersProbe()
+    {
+        var time = new FakeTimeProvider();
+        var store = new FakeDistributedCache(time);
+        var view = new ControlledDistributedCache(store);
+        using var cache = TestCaches.Create(o => { o.JitterRatio = 0; o.DefaultLocalExpiration = TimeSpan.FromSeconds(10); }, l2: view, time: time, health: new ConnectionHealth());
+
+        view.FailWith = () => new IOException("connection lost");
+        await cache.SetAsync("k", "v");
+        Assert.That(cache.BreakerState, Is.EqualTo(BreakerState.Open), "a lost connection opens the breaker");
+        Assert.That(cache.PendingWrites, Is.EqualTo(1));
+        view.FailWith = null;
+        time.Advance(TimeSpan.FromMinutes(1)); // the probe is due
+
+        await cache.TryGetAsync<string>("k"); // expired from L1: a read of a key whose write waits for replay
+        await cache.GetOrLoadAsync("other", _ => Task.FromResult("x"));
+
+        Assert.That(cache.BreakerState, Is.EqualTo(BreakerState.Closed), "the read of the queued key took the probe and never reported");
+        await TestCaches.Until(() => cache.PendingWrites == 0, "the queued write is replayed");
+    }
+
+    /// <summary>A batch reader that answers with what the store held when the read went out, once released.</summary>
+    private sealed class HeldBatchReader(FakeDistributedCache store) : IBatchDistributedCache
+    {
+        private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Hold { get; set; }
+
+        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _release.TrySetResult();
+
+        public async ValueTask<byte[]?[]> GetManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken = default)
+        {
+            byte[]?[] snapshot = [.. keys.Select(store.Raw)];
+            if (Hold)
+            {
+                Sent.TrySetResult();
+                await _release.Task.ConfigureAwait(false);
+            }
+
+            return snapshot;
+        }
+    }
+
     private sealed class ConnectionHealth : IDistributedCacheHealth
     {
         public bool IsAvailable => true;

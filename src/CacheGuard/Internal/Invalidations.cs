@@ -95,17 +95,22 @@ internal sealed class Invalidations(CacheSettings settings, KeyVersions versions
     /// A load this node stored (or a write it replayed) just before another node's write was announced may have reached L2
     /// after that write and overwritten it; or another node's replayed write, older than this node's, may have reached L2
     /// after it. If L2 holds exactly what this node wrote, or something older, remove it (a miss is never wrong; an older
-    /// value is).
+    /// value is), and announce the key: another node may have read that value from L2 into its L1 meanwhile.
     /// </summary>
     private async Task RemoveOwnWriteAsync(string key, long createdTicks)
     {
         using (await l2!.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false))
         {
-            if (await l2.ReadCreatedTicksAsync(key).ConfigureAwait(false) <= createdTicks)
+            long? stored = await l2.ReadCreatedTicksAsync(key).ConfigureAwait(false);
+            if (stored is null || stored > createdTicks)
             {
-                await l2.RemoveAsync(key, CancellationToken.None).ConfigureAwait(false);
+                return; // L2 holds nothing, or something newer, or could not say
             }
+
+            await l2.RemoveAsync(key, CancellationToken.None).ConfigureAwait(false);
         }
+
+        await backplane.AnnounceAsync(key, null, CancellationToken.None).ConfigureAwait(false);
     }
 
     private async ValueTask RecordAsync(string tag, long now, CancellationToken cancellationToken)

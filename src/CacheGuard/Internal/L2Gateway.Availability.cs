@@ -171,12 +171,9 @@ internal sealed partial class L2Gateway : IDisposable
     {
         bool connectionLost = exception is not null && _health is not null && _health.IsConnectionFailure(exception);
         bool keyError = IsKeyError(exception);
-        if (!keyError)
-        {
-            // A key the server refuses (wrong type, unusable data) says nothing about L2 as a whole: only failures that
-            // do (timeouts, connection failures) count towards the breaker.
-            Report(connectionLost ? _breaker.ForceOpen() : _breaker.OnFailure());
-        }
+        // A key the server refuses (wrong type, unusable data) says nothing bad about L2 as a whole, only that it answers
+        // (a breaker's probe that met one closes it); only failures that do (timeouts, connection failures) count towards it.
+        Report(keyError ? _breaker.OnSuccess() : connectionLost ? _breaker.ForceOpen() : _breaker.OnFailure());
 
         string errorType = exception is null ? "timeout" : "exception";
         CacheTelemetry.Fail(activity, errorType, exception);
@@ -287,16 +284,18 @@ internal sealed partial class L2Gateway : IDisposable
 
                 using KeyedSequencer.Turn turn = await Sequencer.EnterAsync(pending.Key).ConfigureAwait(false);
 
-                // Only the entry we read: a newer write for the key, queued or written meanwhile, wins over it.
-                if (!_pending.TryRemove(pending))
+                // The key's latest queued write (a write that reached L2 meanwhile has taken it off the queue). It stays
+                // queued until it has landed: until then every read of the key here is a miss, as L2's copy is older.
+                if (!_pending.TryGetValue(pending.Key, out PendingWrite? write))
                 {
                     continue;
                 }
 
-                PendingWrite write = pending.Value;
                 try
                 {
-                    if (await ReplayOneAsync(pending.Key, write).ConfigureAwait(false))
+                    bool wrote = await ReplayOneAsync(pending.Key, write).ConfigureAwait(false);
+                    _pending.TryRemove(new KeyValuePair<string, PendingWrite>(pending.Key, write)); // unless superseded meanwhile
+                    if (wrote)
                     {
                         replayed++;
                         if (write.Kind == PendingKind.Entry)
@@ -309,11 +308,10 @@ internal sealed partial class L2Gateway : IDisposable
 
                     Report(_breaker.OnSuccess());
                 }
-#pragma warning disable CA1031 // Still failing: put it back (unless newer) and stop until the next success.
+#pragma warning disable CA1031 // Still failing: it stays queued; stop until the next success.
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    _pending.TryAdd(pending.Key, write);
                     _metrics.L2Error("replay", ex is OperationCanceledException ? "timeout" : "exception");
                     Report(_breaker.OnFailure());
                     return;

@@ -66,11 +66,6 @@ internal sealed partial class L2Gateway
     /// <summary>Reads an entry; a logically expired one is returned too (fail-safe may use it). A miss, a failure or an unusable payload is <see langword="null"/>.</summary>
     public async ValueTask<CacheItem<T>?> ReadAsync<T>(string key)
     {
-        if (!Allowed())
-        {
-            return null;
-        }
-
         // One GetAsync, not IBufferDistributedCache.TryGetAsync: Microsoft's RedisCache answers the former with one
         // command and the latter with two (HMGET of the metadata, then HGET of the data).
         string l2Key = _settings.Keys.Entry(key);
@@ -83,6 +78,12 @@ internal sealed partial class L2Gateway
         if (HasPending(l2Key))
         {
             return null; // this node's own newer write or removal of the key has not reached L2 yet: L2's copy is older
+        }
+
+        // Asked only now that the call goes out: a breaker's probe granted to a read that does not happen would be lost.
+        if (!Allowed())
+        {
+            return null;
         }
 
         using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
@@ -152,6 +153,20 @@ internal sealed partial class L2Gateway
             l2Keys[i] = _settings.Keys.Entry(keys[i]);
         }
 
+        // A key with a write of this node's queued when the read goes out is a miss even if the write lands before the
+        // answer comes back: the answer may predate it.
+        bool[]? queued = null;
+        if (!_pending.IsEmpty)
+        {
+            for (int i = 0; i < l2Keys.Length; i++)
+            {
+                if (HasPending(l2Keys[i]))
+                {
+                    (queued ??= new bool[l2Keys.Length])[i] = true;
+                }
+            }
+        }
+
         using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
         try
         {
@@ -160,7 +175,7 @@ internal sealed partial class L2Gateway
             Succeeded();
             for (int i = 0; i < items.Length && i < payloads.Length; i++)
             {
-                items[i] = payloads[i] is { } payload && !HasPending(l2Keys[i]) ? OlderThanOwnChange(keys[i], Decode<T>(keys[i], payload)) : null;
+                items[i] = payloads[i] is { } payload && queued?[i] != true && !HasPending(l2Keys[i]) ? OlderThanOwnChange(keys[i], Decode<T>(keys[i], payload)) : null;
             }
         }
 #pragma warning disable CA1031 // An L2 failure is a miss for every key of the batch.
