@@ -338,6 +338,30 @@ public class SoakFindingsTests
         await TestCaches.Until(() => cache.PendingWrites == 0, "the queued write is replayed");
     }
 
+    /// <summary>
+    /// Soak, seed 2 (node1, 41 s): removals of keys holding another kind of data (Redis WRONGTYPE) failed, were queued, and
+    /// every replay failed on them again, opening the breaker of a node whose Redis was healthy; its later writes waited
+    /// for replay while other nodes read the older values. A removal the server refuses now removes the key and writes
+    /// the mark, and a replay does the same.
+    /// </summary>
+    [Test]
+    public async Task ARemovalTheServerRefuses_IsRepaired_NotQueuedToFailAgain()
+    {
+        var time = new FakeTimeProvider();
+        var l2 = new RefusesKeyUntilRemoved(new FakeDistributedCache(time), "k");
+        using var cache = TestCaches.Create(o => o.DistributedCacheCircuitBreakerThreshold = 1, l2: l2, time: time, health: new ConnectionHealth());
+
+        await cache.RemoveAsync("k");
+        await cache.SetAsync("other", "w"); // L2 answers: anything queued would be replayed now
+        await TestCaches.Until(() => cache.BackgroundCount == 0, "background work ends");
+
+        Assert.That(cache.PendingWrites, Is.Zero, "the refused removal was repaired, not queued");
+        Assert.That(cache.BreakerState, Is.EqualTo(BreakerState.Closed), "one key's refusal is not an L2 outage");
+        Assert.That(l2.Removed, Is.True);
+        using var other = TestCaches.Create(l2: l2.Inner, time: time);
+        Assert.That(await other.GetOrLoadAsync("k", _ => Task.FromResult("from the source")), Is.EqualTo("from the source"), "the key reads as removed");
+    }
+
     /// <summary>A batch reader that answers with what the store held when the read went out, once released.</summary>
     private sealed class HeldBatchReader(FakeDistributedCache store) : IBatchDistributedCache
     {

@@ -354,35 +354,63 @@ internal sealed partial class L2Gateway : IDisposable
         return turned;
     }
 
-    /// <summary>Replays one write, unless L2 now holds something newer (written by another node meanwhile). Returns whether it wrote.</summary>
+    /// <summary>
+    /// Replays one write, unless L2 now holds something newer (written by another node meanwhile). Returns whether it wrote.
+    /// A key holding another kind of data (the server refuses it) holds nothing newer: it is removed and written.
+    /// </summary>
     private async Task<bool> ReplayOneAsync(string l2Key, PendingWrite write)
     {
         using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
-        byte[]? current = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+        byte[]? current;
+        try
+        {
+            current = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!deadline.TimedOut && IsKeyError(ex))
+        {
+            current = null;
+        }
+
         if (current is not null && IsNewer(current, write))
         {
             return false;
         }
 
+        byte[] value;
+        DistributedCacheEntryOptions entryOptions;
         if (write.Kind == PendingKind.Removal)
         {
-            await BoundAsync(WriteRemovalMarkAsync(l2Key, write.CreatedTicks, deadline.Token), deadline.Token).ConfigureAwait(false);
-            return true;
+            value = RemovalMark(write.CreatedTicks, out entryOptions);
         }
-
-        if (write.Kind == PendingKind.Entry)
+        else
         {
-            NoteRecentWrite(write.Key, write.CreatedTicks); // another node's write announced meanwhile may be older than L2 now says
+            if (write.Kind == PendingKind.Entry)
+            {
+                NoteRecentWrite(write.Key, write.CreatedTicks); // another node's write announced meanwhile may be older than L2 now says
+            }
+
+            TimeSpan left = write.Expires - _settings.Time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                return false; // expired while waiting: nothing to write
+            }
+
+            value = write.Value!;
+            entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = left };
         }
 
-        TimeSpan left = write.Expires - _settings.Time.GetUtcNow();
-        if (left <= TimeSpan.Zero)
+        try
         {
-            return false; // expired while waiting: nothing to write
+            await BoundAsync(_l2.SetAsync(l2Key, value, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!deadline.TimedOut && IsKeyError(ex))
+        {
+            if (!await RepairAsync(l2Key, value, entryOptions).ConfigureAwait(false))
+            {
+                throw;
+            }
         }
 
-        var entryOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = left };
-        await BoundAsync(_l2.SetAsync(l2Key, write.Value!, entryOptions, deadline.Token), deadline.Token).ConfigureAwait(false);
         return true;
     }
 

@@ -86,17 +86,28 @@ internal sealed partial class L2Gateway
             return null;
         }
 
-        using var deadline = new L2Deadline(_settings.L2Timeout, _settings.Time, CancellationToken.None);
+        // The hot path of an L2 hit allocates no deadline: a read that completes at once costs nothing, and one that does
+        // not is awaited with a single timer on the injected clock (Task.WaitAsync), not a token source, a linked
+        // registration and a wrapper. Nobody cancels a read (it has no caller token): one that times out is abandoned
+        // and watched, as the client's own timeout ends it.
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, key, _settings.KeysInTelemetry);
+        Task<byte[]?>? call = null;
         try
         {
-            byte[]? bytes = await BoundAsync(_l2.GetAsync(l2Key, deadline.Token), deadline.Token).ConfigureAwait(false);
+            call = _l2.GetAsync(l2Key, CancellationToken.None);
+            byte[]? bytes = call.IsCompletedSuccessfully ? call.Result : await call.WaitAsync(_settings.L2Timeout, _settings.Time).ConfigureAwait(false);
             Succeeded();
             return bytes is null ? null : OlderThanOwnChange(key, Decode<T>(key, bytes));
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !deadline.CallerCancelled)
+        catch (TimeoutException) when (call is { IsCompleted: false })
         {
-            Failed(OperationRead, key, deadline.TimedOut ? null : ex, activity);
+            Abandon(call);
+            Failed(OperationRead, key, null, activity);
+            return null;
+        }
+        catch (Exception ex)
+        {
+            Failed(OperationRead, key, ex, activity);
             return null;
         }
     }
@@ -299,6 +310,12 @@ internal sealed partial class L2Gateway
         }
         catch (Exception ex)
         {
+            if (!deadline.TimedOut && IsKeyError(ex) && await RepairAsync(l2Key, RemovalMark(pending.CreatedTicks, out DistributedCacheEntryOptions markOptions), markOptions).ConfigureAwait(false))
+            {
+                Written(l2Key); // the key held something the mark could not replace (another kind of data): removed, then marked
+                return;
+            }
+
             Failed(OperationRemove, key, deadline.TimedOut ? null : ex, activity);
             Defer(l2Key, key, pending);
         }
@@ -324,6 +341,13 @@ internal sealed partial class L2Gateway
 
     private Task WriteRemovalMarkAsync(string l2Key, long removedTicks, CancellationToken cancellationToken)
     {
+        byte[] mark = RemovalMark(removedTicks, out DistributedCacheEntryOptions options);
+        return _l2.SetAsync(l2Key, mark, options, cancellationToken);
+    }
+
+    /// <summary>A removal mark made at <paramref name="removedTicks"/>, kept as long as the longest lifetime written.</summary>
+    private byte[] RemovalMark(long removedTicks, out DistributedCacheEntryOptions options)
+    {
         TimeSpan lifetime = _horizon.Lifetime;
         byte[] mark = new byte[Envelope.HeaderSize];
         using (var writer = new PooledBufferWriter())
@@ -332,7 +356,8 @@ internal sealed partial class L2Gateway
             writer.WrittenSpan.CopyTo(mark);
         }
 
-        return _l2.SetAsync(l2Key, mark, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime }, cancellationToken);
+        options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = lifetime };
+        return mark;
     }
 
     private CacheItem<T>? Decode<T>(string key, ReadOnlyMemory<byte> data)
