@@ -5,8 +5,8 @@ namespace CacheGuard;
 /// <summary>Resolves the caches registered with <c>AddCoalescingCache</c> by name.</summary>
 /// <remarks>
 /// Each named cache (<c>services.AddCoalescingCache("users", o => ...)</c>) is independent: its own options, its own
-/// in-process cache (L1), its own key prefix in L2 (the name and a colon, unless <see cref="CoalescingCacheOptions.KeyPrefix"/>
-/// is set) and its own <c>cache.name</c> in metrics. A named cache is also a keyed service:
+/// in-process cache (L1), its own key space in L2 (derived from the name, after <see cref="CoalescingCacheOptions.KeyPrefix"/>)
+/// and its own <c>cache.name</c> in metrics. A named cache is also a keyed service:
 /// <c>[FromKeyedServices("users")] ICoalescingCache cache</c>. Registered as a singleton.
 /// </remarks>
 public interface ICoalescingCacheProvider

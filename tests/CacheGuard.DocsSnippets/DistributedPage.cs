@@ -20,4 +20,13 @@ public static class DistributedPage
             .WithBackplane()                                                   // L1 coherence over pub/sub
             .WithRedisLoadLock(o => o.LeaseDuration = TimeSpan.FromSeconds(5)); // optional: turns the lock on and tunes it
     }
+
+    // README.md, "Many nodes, with Redis".
+    public static void Readme(WebApplicationBuilder builder)
+    {
+        builder.Services.AddCoalescingCache(o => o.DefaultExpiration = TimeSpan.FromMinutes(10))
+            .WithRedis("redis:6379")     // L2 (CacheGuard.Redis)
+            .WithBackplane()             // every node's L1 hears of every write
+            .WithRedisLoadLock();        // one load per cold key across the fleet
+    }
 }
