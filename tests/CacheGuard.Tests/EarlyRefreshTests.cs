@@ -68,6 +68,58 @@ public class EarlyRefreshTests
         Assert.That(await nodeB.GetOrLoadAsync("k", _ => Task.FromResult("b3")), Is.EqualTo("a2"));
     }
 
+    [Test]
+    public async Task WithTheDistributedLock_TwoNodesRefreshingOneKey_RunOneLoad_AndBothGetItsValue()
+    {
+        var time = new FakeTimeProvider();
+        var l2 = new FakeDistributedCache(time);
+        var locks = new WaitCountingLock(new InMemoryLoadLock());
+        DefaultCoalescingCache Node() => new(
+            new CoalescingCacheOptions { Name = "refresh-lock", DefaultExpiration = TimeSpan.FromSeconds(100), JitterRatio = 0, EagerRefreshThreshold = 0.5, DistributedLoadLock = true },
+            l2, time, loadLock: locks);
+        using DefaultCoalescingCache a = Node();
+        using DefaultCoalescingCache b = Node();
+        Assert.That(await a.GetOrLoadAsync("k", _ => Task.FromResult("v1")), Is.EqualTo("v1"));
+        Assert.That(await b.GetOrLoadAsync("k", _ => Task.FromResult("b's own")), Is.EqualTo("v1"), "B reads A's value from L2");
+
+        int loads = 0;
+        var gate = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task<string> Refresh(CancellationToken _)
+        {
+            Interlocked.Increment(ref loads);
+            return gate.Task;
+        }
+
+        time.Advance(TimeSpan.FromSeconds(60)); // past both nodes' refresh threshold
+        Assert.That(await a.GetOrLoadAsync("k", Refresh), Is.EqualTo("v1"), "the hit is served at once; A's refresh takes the lock");
+        await TestCaches.Until(() => Volatile.Read(ref loads) == 1, "A's refresh loads");
+        Assert.That(await b.GetOrLoadAsync("k", Refresh), Is.EqualTo("v1"), "the hit is served at once; B's refresh finds the lock held");
+        await TestCaches.Until(() => locks.Waits == 1, "B's refresh waits for A's");
+
+        gate.SetResult("v2");
+        await TestCaches.Until(() => a.BackgroundCount == 0 && b.BackgroundCount == 0, "both refreshes end");
+
+        Assert.That(loads, Is.EqualTo(1), "one refresh load across the two nodes");
+        Assert.That(await b.GetOrLoadAsync("k", _ => Task.FromResult("unexpected")), Is.EqualTo("v2"), "B took A's refreshed value");
+        Assert.That(await a.GetOrLoadAsync("k", _ => Task.FromResult("unexpected")), Is.EqualTo("v2"));
+    }
+
+    /// <summary>Counts the waits for another node's load.</summary>
+    private sealed class WaitCountingLock(IDistributedLoadLock inner) : IDistributedLoadLock
+    {
+        private int _waits;
+
+        public int Waits => Volatile.Read(ref _waits);
+
+        public ValueTask<IAsyncDisposable?> TryAcquireAsync(string key, CancellationToken cancellationToken) => inner.TryAcquireAsync(key, cancellationToken);
+
+        public ValueTask<bool> WaitForReleaseAsync(string key, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _waits);
+            return inner.WaitForReleaseAsync(key, timeout, cancellationToken);
+        }
+    }
+
     [TestCase(true, false, 0)]
     [TestCase(false, true, 0)]
     [TestCase(false, false, 10)]

@@ -26,7 +26,12 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
     public bool Enabled => _lock is not null;
 
     /// <summary>Takes the key's lock, or waits for its owner's value; see the type's remarks for the paths.</summary>
-    public async ValueTask<LockOutcome<T>> AcquireOrAwaitAsync<T>(string key)
+    /// <param name="key">The cache key.</param>
+    /// <param name="newerThanTicks">
+    /// Only a value created after this counts as the owner's (a refresh passes its current value's creation time: finding
+    /// that same value in L2 is no answer); <see cref="long.MinValue"/> for a miss.
+    /// </param>
+    public async ValueTask<LockOutcome<T>> AcquireOrAwaitAsync<T>(string key, long newerThanTicks = long.MinValue)
     {
         if (!_l2!.IsAvailable)
         {
@@ -39,7 +44,7 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         {
             IAsyncDisposable? lease = await TryAcquireBoundedAsync(lockKey).ConfigureAwait(false);
             Recovered();
-            return await AfterAttemptAsync<T>(key, lockKey, lease).ConfigureAwait(false);
+            return await AfterAttemptAsync<T>(key, lockKey, lease, newerThanTicks).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
         catch (Exception ex)
@@ -117,7 +122,7 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
     {
         try
         {
-            return await AfterAttemptAsync<T>(key, lockKey, lease).ConfigureAwait(false);
+            return await AfterAttemptAsync<T>(key, lockKey, lease, long.MinValue).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Liveness over strictness: without the lock, load as a single node would.
         catch (Exception ex)
@@ -128,14 +133,14 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         }
     }
 
-    private async ValueTask<LockOutcome<T>> AfterAttemptAsync<T>(string key, string lockKey, IAsyncDisposable? lease)
+    private async ValueTask<LockOutcome<T>> AfterAttemptAsync<T>(string key, string lockKey, IAsyncDisposable? lease, long newerThanTicks)
     {
         bool waited = false;
         long deadline = _settings.Time.GetTimestamp();
         while (true)
         {
             // Owner or not, L2 may hold the value now: another node may have stored it just before this attempt.
-            CacheItem<T>? stored = await ReadFreshAsync<T>(key).ConfigureAwait(false);
+            CacheItem<T>? stored = await ReadFreshAsync<T>(key, newerThanTicks).ConfigureAwait(false);
             if (stored is not null)
             {
                 if (lease is not null)
@@ -166,7 +171,7 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
 
             await _lock!.WaitForReleaseAsync(lockKey, left, CancellationToken.None).ConfigureAwait(false);
             waited = true;
-            if (await ReadFreshAsync<T>(key).ConfigureAwait(false) is { } fromOwner)
+            if (await ReadFreshAsync<T>(key, newerThanTicks).ConfigureAwait(false) is { } fromOwner)
             {
                 Count(LockPath.Awaited);
                 return new LockOutcome<T>(null, fromOwner);
@@ -186,10 +191,10 @@ internal sealed class LoadLockLink(CacheSettings settings, IDistributedLoadLock?
         return await _lock!.TryAcquireAsync(lockKey, deadline.Token).ConfigureAwait(false);
     }
 
-    private async ValueTask<CacheItem<T>?> ReadFreshAsync<T>(string key)
+    private async ValueTask<CacheItem<T>?> ReadFreshAsync<T>(string key, long newerThanTicks)
     {
         CacheItem<T>? item = await _l2!.ReadAsync<T>(key).ConfigureAwait(false);
-        return item is not null && item.ExpiresTicks > _settings.NowTicks && await _tags.SurvivesAsync(item).ConfigureAwait(false) ? item : null;
+        return item is not null && item.ExpiresTicks > _settings.NowTicks && item.CreatedTicks > newerThanTicks && await _tags.SurvivesAsync(item).ConfigureAwait(false) ? item : null;
     }
 
     private void Unavailable(string key, Exception ex)

@@ -174,10 +174,11 @@ internal sealed partial class MissPipeline
                 }
             }
 
-            // 3. One node at a time across the fleet, when the distributed lock is on.
-            if (_lock.Enabled && refreshOf is null)
+            // 3. One node at a time across the fleet, when the distributed lock is on; a refresh too (its callers are
+            // served the current value meanwhile), and for it only a value newer than the one it refreshes is an answer.
+            if (_lock.Enabled)
             {
-                LockOutcome<T> outcome = await _lock.AcquireOrAwaitAsync<T>(key).ConfigureAwait(false);
+                LockOutcome<T> outcome = await _lock.AcquireOrAwaitAsync<T>(key, refreshOf?.CreatedTicks ?? long.MinValue).ConfigureAwait(false);
                 if (outcome.Found is { } fromOwner)
                 {
                     CompleteFromL2(flight, fromOwner, options, policy, flags);
