@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Logging;
@@ -64,6 +65,7 @@ internal sealed partial class L2Gateway
     public int BatchedReads => Volatile.Read(ref _batchedReads);
 
     /// <summary>Reads an entry; a logically expired one is returned too (fail-safe may use it). A miss, a failure or an unusable payload is <see langword="null"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // every L2 hit: its state machine is reused, not allocated
     public async ValueTask<CacheItem<T>?> ReadAsync<T>(string key)
     {
         // One GetAsync, not IBufferDistributedCache.TryGetAsync: Microsoft's RedisCache answers the former with one

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 
 namespace CacheGuard.Internal;
@@ -246,6 +247,7 @@ internal sealed partial class MissPipeline
     }
 
     /// <summary>Reads L2; an entry invalidated by a tag is neither fresh nor a stand-in, and an expired one is kept only for fail-safe within its window.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // every L2 hit: its state machine is reused, not allocated
     private async ValueTask<CacheItem<T>?> ReadL2Async<T>(string key, Policy policy)
     {
         CacheItem<T>? stored = await _l2!.ReadAsync<T>(key).ConfigureAwait(false);
