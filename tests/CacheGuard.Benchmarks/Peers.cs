@@ -46,7 +46,8 @@ internal static class Peers
         "To read the L2 on every call, each library's own switch: CacheGuard `CacheEntryFlags.DisableLocalCacheRead`, HybridCache `HybridCacheEntryFlags.DisableLocalCacheRead`, FusionCache `SkipMemoryCacheRead = true`.",
     ];
 
-    private const string InstanceName = "bench:";
+    /// <summary>RedisCache's key prefix in every Redis row.</summary>
+    public const string InstanceName = "bench:";
 
     /// <summary>CacheGuard; with <paramref name="redis"/>, over Microsoft's RedisCache.</summary>
     public static ServiceProvider CacheGuard(string? redis = null)

@@ -13,7 +13,7 @@ using CacheGuard.Benchmarks;
 // docs/ alone. --docs writes docs/ even from a quick or filtered run.
 // --filter PATTERN... selects by full name, as BenchmarkDotNet does: BenchmarkDotNet classes by method
 // (CacheGuard.Benchmarks.L1HitBenchmarks.*), and "CacheGuard.Benchmarks.Stampede", "CacheGuard.Benchmarks.GoSingleFlight",
-// "CacheGuard.Benchmarks.Redis.L2Hit", ".Redis.ColdBatch", ".Redis.ThreeNodes", ".Redis.Outage" (redis-server needed).
+// "CacheGuard.Benchmarks.Redis.Throughput", ".Redis.L2Hit", ".Redis.ColdBatch", ".Redis.ThreeNodes", ".Redis.Outage" (redis-server needed).
 bool quick = args.Contains("--quick");
 if (quick)
 {

@@ -7,7 +7,7 @@ namespace CacheGuard.Benchmarks;
 internal sealed record L2HitResult(string Library, int Callers, int Rounds, long Requests, double OpsPerSecond, double BytesPerOp, double CommandsPerOp, string CommandMix, long Errors, string? FirstError);
 
 /// <summary>Everything the Redis part measured; a part that did not run is an empty list.</summary>
-internal sealed record RedisResults(List<L2HitResult> L2Hits, List<BatchResult> Batches, List<OutageResult> Outages, List<ThreeNodeResult> ThreeNodes);
+internal sealed record RedisResults(List<L2HitResult> L2Hits, List<BatchResult> Batches, List<OutageResult> Outages, List<ThreeNodeResult> ThreeNodes, List<ThroughputResult> Throughput);
 
 /// <summary>
 /// The Redis part: one private <c>redis-server</c> (<see cref="RedisServer"/>) shared by every library in the same run,
@@ -19,7 +19,7 @@ internal static class RedisSuite
     private static readonly string[] Libraries = [Library.Raw, Library.CacheGuard, Library.Hybrid, Library.Fusion];
 
     /// <summary>The parts, selectable as <c>CacheGuard.Benchmarks.Redis.{part}</c>.</summary>
-    public static readonly string[] Parts = ["L2Hit", "ColdBatch", "ThreeNodes", "Outage"];
+    public static readonly string[] Parts = ["Throughput", "L2Hit", "ColdBatch", "ThreeNodes", "Outage"];
 
     public static async Task<RedisResults?> RunAsync(bool quick, Func<string, bool> selected, TextWriter log)
     {
@@ -30,7 +30,12 @@ internal static class RedisSuite
         }
 
         await using RedisServer server = await RedisServer.StartAsync().ConfigureAwait(false);
-        var results = new RedisResults([], [], [], []);
+        var results = new RedisResults([], [], [], [], []);
+        if (selected("CacheGuard.Benchmarks.Redis.Throughput"))
+        {
+            results.Throughput.AddRange(await RedisThroughput.RunAsync(server, quick, log).ConfigureAwait(false));
+        }
+
         if (selected("CacheGuard.Benchmarks.Redis.L2Hit"))
         {
             results.L2Hits.AddRange(await L2HitAsync(server, quick, log).ConfigureAwait(false));

@@ -131,6 +131,25 @@ internal static class Report
             return;
         }
 
+        if (redis.Throughput.Count > 0)
+        {
+            md.AppendLine("### Redis client throughput beside redis-benchmark");
+            md.AppendLine();
+            md.AppendLine("The client under CacheGuard.Redis: Microsoft's `RedisCache.GetAsync` over StackExchange.Redis (one multiplexed connection, N concurrent callers), beside `redis-benchmark -P 1` sending the same `HMGET` over N connections with one request in flight on each. One key, the same value; median of the rounds.");
+            md.AppendLine();
+            md.AppendLine("| Callers | Client | Requests/s | × redis-benchmark |");
+            md.AppendLine("|---:|---|---:|---:|");
+            foreach (ThroughputResult t in redis.Throughput)
+            {
+                ThroughputResult? tool = redis.Throughput.FirstOrDefault(x => x.Client == RedisThroughput.BenchmarkClient && x.Callers == t.Callers);
+                string rate = double.IsNaN(t.OpsPerSecond) ? "– (" + t.Note + ")" : t.OpsPerSecond.ToString("N0", Inv);
+                string ratio = tool is null || double.IsNaN(tool.OpsPerSecond) ? "–" : Ratio(t.OpsPerSecond, tool.OpsPerSecond);
+                md.AppendLine(Inv, $"| {t.Callers} | {t.Client} | {rate} | {ratio} |");
+            }
+
+            md.AppendLine();
+        }
+
         if (redis.L2Hits.Count > 0)
         {
             md.AppendLine("### L2 hit over Microsoft's RedisCache (one local redis-server)");

@@ -18,8 +18,9 @@ internal static class ReportTargets
         Stampede(r, rows);
         Miss(r, rows);
         L2(r, rows);
+        Throughput(r, rows);
 
-        md.AppendLine("### Targets (issue 14), judged on this run");
+        md.AppendLine("### Targets (issues 12 and 14), judged on this run");
         md.AppendLine();
         if (r.Quick)
         {
@@ -43,6 +44,29 @@ internal static class ReportTargets
         }
 
         md.AppendLine();
+    }
+
+    /// <summary>Issue 12: the Redis client at least as fast as redis-benchmark -P 1 at 16 and 64 callers.</summary>
+    private static void Throughput(SuiteResults r, List<(string, string, bool?)> rows)
+    {
+        if (r.Redis is not { Throughput.Count: > 0 } redis)
+        {
+            return;
+        }
+
+        foreach (int callers in new[] { 16, 64 })
+        {
+            ThroughputResult? client = redis.Throughput.FirstOrDefault(t => t.Client == RedisThroughput.RedisCacheClient && t.Callers == callers);
+            ThroughputResult? tool = redis.Throughput.FirstOrDefault(t => t.Client == RedisThroughput.BenchmarkClient && t.Callers == callers);
+            if (client is null || tool is null || double.IsNaN(tool.OpsPerSecond))
+            {
+                rows.Add(($"Redis client, {callers} callers: ≥ 1.0× redis-benchmark -P 1", "not measured", null));
+                continue;
+            }
+
+            double ratio = client.OpsPerSecond / tool.OpsPerSecond;
+            rows.Add(($"Redis client, {callers} callers: ≥ 1.0× redis-benchmark -P 1", $"{ratio:0.00}× ({client.OpsPerSecond:N0}/s vs {tool.OpsPerSecond:N0}/s)", ratio >= 1.0));
+        }
     }
 
     private static void L1(SuiteResults r, List<(string, string, bool?)> rows)
