@@ -153,6 +153,18 @@ internal sealed class HealthTimeline(TimeSpan settle, TimeSpan lookback)
         return found;
     }
 
+    /// <summary>
+    /// Whether a scheduled fault that disturbs <paramref name="what"/> started after <paramref name="after"/> and at or
+    /// before <paramref name="to"/>: a call that overlaps it waits on that fault, not on the recovery before it.
+    /// </summary>
+    public bool FaultStartedWithin(Disturbs what, long after, long to)
+    {
+        lock (_gate)
+        {
+            return _windows.Exists(w => w.Scheduled && (w.Disturbs & what) != 0 && w.Start > after && w.Start <= to);
+        }
+    }
+
     /// <summary>The end of the last fault (without settle), or null when there was none.</summary>
     public long? LastFaultEnd()
     {

@@ -9,7 +9,8 @@ namespace CacheGuard.Soak;
 /// a recovery and started no later than <see cref="SoakSettings.StallHorizon"/> after it: its wait counts from the
 /// later of its start and the recovery; its loader time is the longest load of its key (on any node) within that wait.
 /// The excess of the one over the other is recorded. Misses that a database fault (error burst, latency spike) touched
-/// are left out: they wait for slow or failing loads, not for the cache's recovery from Redis.
+/// are left out: they wait for slow or failing loads, not for the cache's recovery from Redis. So are misses that
+/// overlap the start of the next Redis fault: they wait on that fault, not on this recovery.
 /// </summary>
 internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, SoakLog log)
 {
@@ -83,6 +84,13 @@ internal sealed class StallWatch(SoakSettings settings, HealthTimeline health, S
         // which says nothing about how the cache recovers from Redis. Such misses are not measured (the margin covers a
         // load the fault slowed that outlives the fault).
         if (health.Disturbed(Disturbs.Database, start - _databaseMargin, end))
+        {
+            return;
+        }
+
+        // The next Redis fault ends the time after this recovery: a miss that overlaps its start waits on that fault
+        // (its timeouts and the lock's liveness rule), which the other invariants judge.
+        if (health.FaultStartedWithin(Disturbs.Lock | Disturbs.Backplane, recovery, end))
         {
             return;
         }
