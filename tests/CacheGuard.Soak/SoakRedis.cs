@@ -33,7 +33,7 @@ internal static class SoakRedis
                 o.InstanceName = InstanceName;
             })
             .WithBackplane()
-            .WithRedisLoadLock(); // the lock's lease and poll interval stay at their defaults (30 s, 100 ms)
+            .WithRedisLoadLock(); // the lock's lease and poll interval stay at their defaults (5 s, renewed while loading; 100 ms)
 
     /// <summary>
     /// Whether a node's log event says it could not use Redis: the core's L2 read/write/remove failures and timeouts
