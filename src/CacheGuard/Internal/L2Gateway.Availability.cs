@@ -46,6 +46,8 @@ internal sealed partial class L2Gateway : IDisposable
         {
             _health.AvailabilityChanged -= OnAvailabilityChanged;
         }
+
+        _readDeadlines.Dispose();
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ internal sealed partial class L2Gateway
     private readonly ILogger _logger;
     private readonly BackgroundWork _background;
     private readonly LifetimeHorizon _horizon;
+    private readonly ReadDeadlines _readDeadlines;
     private int _batchedReads;
 
     public L2Gateway(CacheSettings settings, IDistributedCache l2, IBatchDistributedCache? batch, IDistributedCacheHealth? health, SerializerRegistry serializers, CacheMetrics metrics, ILogger logger, BackgroundWork background, LifetimeHorizon horizon, bool otherNodesAnnounce)
@@ -50,6 +51,7 @@ internal sealed partial class L2Gateway
         _metrics = metrics;
         _logger = logger;
         _background = background;
+        _readDeadlines = new ReadDeadlines(settings.Time, settings.L2Timeout, ex => Log.L2AbandonedCallFailed(_logger, _settings.Name, ex));
         _breaker = new CircuitBreaker(settings.BreakerThreshold, settings.BreakerWindow, settings.BreakerDuration, settings.Time);
         _health = health ?? l2 as IDistributedCacheHealth;
         if (_health is not null)
@@ -89,23 +91,32 @@ internal sealed partial class L2Gateway
         }
 
         // The hot path of an L2 hit allocates no deadline: a read that completes at once costs nothing, and one that does
-        // not is awaited with a single timer on the injected clock (Task.WaitAsync), not a token source, a linked
-        // registration and a wrapper. Nobody cancels a read (it has no caller token): one that times out is abandoned
-        // and watched, as the client's own timeout ends it.
+        // not is watched by the reads' one shared timer (a pooled watch, no timer, token source or wrapper per read).
+        // Nobody cancels a read (it has no caller token): one that times out is left to the client's own timeout, and a
+        // failure it ends with later is logged there.
         using Activity? activity = CacheTelemetry.Start(CacheTelemetry.L2ReadActivity, _settings.Name, key, _settings.KeysInTelemetry);
-        Task<byte[]?>? call = null;
         try
         {
-            call = _l2.GetAsync(l2Key, CancellationToken.None);
-            byte[]? bytes = call.IsCompletedSuccessfully ? call.Result : await call.WaitAsync(_settings.L2Timeout, _settings.Time).ConfigureAwait(false);
+            Task<byte[]?> call = _l2.GetAsync(l2Key, CancellationToken.None);
+            byte[]? bytes;
+            if (call.IsCompleted)
+            {
+                bytes = await call.ConfigureAwait(false);
+            }
+            else
+            {
+                ReadAnswer answer = await _readDeadlines.WatchAsync(call).ConfigureAwait(false);
+                if (answer.IsTimedOut)
+                {
+                    Failed(OperationRead, key, null, activity);
+                    return null;
+                }
+
+                bytes = answer.Bytes;
+            }
+
             Succeeded();
             return bytes is null ? null : OlderThanOwnChange(key, Decode<T>(key, bytes));
-        }
-        catch (TimeoutException) when (call is { IsCompleted: false })
-        {
-            Abandon(call);
-            Failed(OperationRead, key, null, activity);
-            return null;
         }
         catch (Exception ex)
         {
