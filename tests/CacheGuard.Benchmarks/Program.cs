@@ -14,6 +14,13 @@ using CacheGuard.Benchmarks;
 // --filter PATTERN... selects by full name, as BenchmarkDotNet does: BenchmarkDotNet classes by method
 // (CacheGuard.Benchmarks.L1HitBenchmarks.*), and "CacheGuard.Benchmarks.Stampede", "CacheGuard.Benchmarks.GoSingleFlight",
 // "CacheGuard.Benchmarks.Redis.Throughput", ".Redis.L2Hit", ".Redis.ColdBatch", ".Redis.ThreeNodes", ".Redis.Outage" (redis-server needed).
+// --profile-l2-hit: where an L2 hit's bytes go, by type (AllocationProfile.cs); prints and exits.
+if (args.Contains("--profile-l2-hit"))
+{
+    await AllocationProfile.RunAsync(Console.Out);
+    return 0;
+}
+
 bool quick = args.Contains("--quick");
 if (quick)
 {
