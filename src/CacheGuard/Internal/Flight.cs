@@ -30,9 +30,9 @@ internal enum LoaderStage
 internal abstract class Flight<TKey>
     where TKey : notnull
 {
-    protected Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+    protected Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
     {
-        Table = table;
+        Stripe = stripe;
         Key = key;
         Ticket = ticket;
         MayBeTagged = mayBeTagged;
@@ -43,7 +43,8 @@ internal abstract class Flight<TKey>
         WorkCancellation = cancellable ? new CancellationTokenSource() : null;
     }
 
-    public FlightTable<TKey> Table { get; }
+    /// <summary>Gets the stripe of the table the key belongs to: its lock guards the fields marked "guarded".</summary>
+    public FlightStripe<TKey> Stripe { get; }
 
     public TKey Key { get; }
 
@@ -92,8 +93,8 @@ internal abstract class Flight<TKey>
 internal sealed class Flight<TKey, T> : Flight<TKey>
     where TKey : notnull
 {
-    public Flight(FlightTable<TKey> table, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
-        : base(table, key, ticket, mayBeTagged, cancellable)
+    public Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+        : base(stripe, key, ticket, mayBeTagged, cancellable)
     {
     }
 
@@ -122,9 +123,9 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
 
     public override Type ValueType => typeof(T);
 
-    public void Complete(T value) => Table.Complete(this, value, null);
+    public void Complete(T value) => FlightTable<TKey>.Complete(this, value, null);
 
-    public void Fail(Exception error) => Table.Complete(this, default, error);
+    public void Fail(Exception error) => FlightTable<TKey>.Complete(this, default, error);
 
     /// <summary>Completes the flight with the outcome of a finished task.</summary>
     public void Complete(Task<T> finished)
@@ -146,7 +147,7 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
     /// </summary>
     public Task<T> WaitAsync(CancellationToken cancellationToken)
     {
-        Task<T> task = Table.GetTask(this);
+        Task<T> task = FlightTable<TKey>.GetTask(this);
         if (!cancellationToken.CanBeCanceled || task.IsCompleted)
         {
             return task;
@@ -164,7 +165,7 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
             {
                 // Counted where the waiter observes its own cancellation: a separate token registration could be
                 // disposed by this very continuation before its callback ran.
-                flight.Table.WaiterCancelled(flight);
+                FlightTable<TKey>.WaiterCancelled(flight);
                 throw;
             }
         }

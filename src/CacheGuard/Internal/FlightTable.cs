@@ -11,22 +11,32 @@ namespace CacheGuard.Internal;
 /// key's current flight and the loader of the flight it replaced has finished).
 /// </summary>
 /// <remarks>
-/// Every field of a <see cref="Flight{TKey}"/> marked "guarded" is read and written only under <see cref="_gate"/>. No
-/// lock is held while work runs or a task completes. The slot of a key holds its latest flight until that flight
-/// completes or a newer one replaces it; a flight leaves its slot only if it is still the slot's flight.
+/// Keys are spread over stripes, each with its own lock and map: both rules are per key, and every flight of a key
+/// (its predecessors included) lives in that key's stripe, so no operation crosses stripes and callers of different
+/// keys rarely contend. Every field of a <see cref="Flight{TKey}"/> marked "guarded" is read and written only under its
+/// stripe's lock (<see cref="Flight{TKey}.Stripe"/>). No lock is held while work runs or a task completes. The slot of
+/// a key holds its latest flight until that flight completes or a newer one replaces it; a flight leaves its slot only
+/// if it is still the slot's flight.
 /// </remarks>
 internal sealed class FlightTable<TKey>
     where TKey : notnull
 {
-    private readonly Lock _gate = new();
-    private readonly Dictionary<TKey, Flight<TKey>> _flights; // guarded by _gate
+    private const int StripeCount = 32; // a power of two
+
+    private readonly FlightStripe<TKey>[] _stripes = new FlightStripe<TKey>[StripeCount];
+    private readonly IEqualityComparer<TKey> _comparer;
     private readonly Func<Flight<TKey>, bool>? _isCurrent;
 
     /// <param name="comparer">Compares keys.</param>
     /// <param name="isCurrent">Says whether a running flight is still current (not superseded); <see langword="null"/>: always.</param>
     public FlightTable(IEqualityComparer<TKey>? comparer, Func<Flight<TKey>, bool>? isCurrent = null)
     {
-        _flights = new Dictionary<TKey, Flight<TKey>>(comparer);
+        _comparer = comparer ?? EqualityComparer<TKey>.Default;
+        for (int i = 0; i < _stripes.Length; i++)
+        {
+            _stripes[i] = new FlightStripe<TKey>(_comparer);
+        }
+
         _isCurrent = isCurrent;
     }
 
@@ -35,12 +45,20 @@ internal sealed class FlightTable<TKey>
     {
         get
         {
-            lock (_gate)
+            int count = 0;
+            foreach (FlightStripe<TKey> stripe in _stripes)
             {
-                return _flights.Count;
+                lock (stripe.Gate)
+                {
+                    count += stripe.Flights.Count;
+                }
             }
+
+            return count;
         }
     }
+
+    private FlightStripe<TKey> StripeOf(TKey key) => _stripes[_comparer.GetHashCode(key) & (StripeCount - 1)];
 
     /// <summary>
     /// Joins the key's current flight, or starts a new one (replacing a superseded or abandoned one). Returns
@@ -48,9 +66,10 @@ internal sealed class FlightTable<TKey>
     /// </summary>
     public Flight<TKey, T>? JoinOrStart<T>(TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, out bool started, out Flight<TKey>? other)
     {
-        lock (_gate)
+        FlightStripe<TKey> stripe = StripeOf(key);
+        lock (stripe.Gate)
         {
-            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
+            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(stripe.Flights, key, out bool exists);
             if (exists && IsJoinableLocked(slot!))
             {
                 started = false;
@@ -66,7 +85,7 @@ internal sealed class FlightTable<TKey>
                 return null;
             }
 
-            var flight = new Flight<TKey, T>(this, key, ticket, mayBeTagged, cancellable) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null };
+            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null };
             slot = flight;
             started = true;
             other = null;
@@ -77,15 +96,16 @@ internal sealed class FlightTable<TKey>
     /// <summary>Starts a flight for <paramref name="key"/> only if no current one is running; nobody waits on it, so it cannot be cancelled.</summary>
     public Flight<TKey, T>? TryStart<T>(TKey key, in Ticket ticket, bool mayBeTagged)
     {
-        lock (_gate)
+        FlightStripe<TKey> stripe = StripeOf(key);
+        lock (stripe.Gate)
         {
-            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flights, key, out bool exists);
+            ref Flight<TKey>? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(stripe.Flights, key, out bool exists);
             if (exists && IsJoinableLocked(slot!))
             {
                 return null;
             }
 
-            var flight = new Flight<TKey, T>(this, key, ticket, mayBeTagged, cancellable: false) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null, Waiters = 0 };
+            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable: false) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null, Waiters = 0 };
             slot = flight;
             return flight;
         }
@@ -94,9 +114,10 @@ internal sealed class FlightTable<TKey>
     /// <summary>Gets how many callers wait for the key's latest flight (0 if none): a test hook.</summary>
     public int WaitersFor(TKey key)
     {
-        lock (_gate)
+        FlightStripe<TKey> stripe = StripeOf(key);
+        lock (stripe.Gate)
         {
-            return _flights.TryGetValue(key, out Flight<TKey>? flight) ? flight.Waiters : 0;
+            return stripe.Flights.TryGetValue(key, out Flight<TKey>? flight) ? flight.Waiters : 0;
         }
     }
 
@@ -105,12 +126,12 @@ internal sealed class FlightTable<TKey>
     /// is still the key's flight. Returns <see langword="false"/> when another flight replaced it: its callers should take
     /// the current flight's result instead.
     /// </summary>
-    public async ValueTask<bool> EnterLoaderAsync(Flight<TKey> flight)
+    public static async ValueTask<bool> EnterLoaderAsync(Flight<TKey> flight)
     {
         while (true)
         {
             Task? wait = null;
-            lock (_gate)
+            lock (flight.Stripe.Gate)
             {
                 if (flight.Predecessor is { } predecessor && predecessor.Loader != LoaderStage.Finished)
                 {
@@ -119,7 +140,7 @@ internal sealed class FlightTable<TKey>
                 else
                 {
                     flight.Predecessor = null;
-                    if (!_flights.TryGetValue(flight.Key, out Flight<TKey>? current) || !ReferenceEquals(current, flight))
+                    if (!flight.Stripe.Flights.TryGetValue(flight.Key, out Flight<TKey>? current) || !ReferenceEquals(current, flight))
                     {
                         return false;
                     }
@@ -136,17 +157,18 @@ internal sealed class FlightTable<TKey>
     /// <summary>Removes the key's flight so later callers start a new one; the removed flight still answers its own callers.</summary>
     public bool Forget(TKey key)
     {
-        lock (_gate)
+        FlightStripe<TKey> stripe = StripeOf(key);
+        lock (stripe.Gate)
         {
-            return _flights.Remove(key);
+            return stripe.Flights.Remove(key);
         }
     }
 
     /// <summary>Records that the flight's loader has finished (whatever its outcome), releasing a successor waiting to load. Idempotent.</summary>
-    public void ExitLoader(Flight<TKey> flight)
+    public static void ExitLoader(Flight<TKey> flight)
     {
         TaskCompletionSource? waiting;
-        lock (_gate)
+        lock (flight.Stripe.Gate)
         {
             flight.Loader = LoaderStage.Finished;
             waiting = flight.LoaderFinished;
@@ -159,10 +181,10 @@ internal sealed class FlightTable<TKey>
         waiting?.TrySetResult();
     }
 
-    internal void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error)
+    internal static void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error)
     {
         TaskCompletionSource<T>? completion;
-        lock (_gate)
+        lock (flight.Stripe.Gate)
         {
             if (flight.State != FlightState.Running && flight.State != FlightState.Abandoned)
             {
@@ -188,10 +210,10 @@ internal sealed class FlightTable<TKey>
         }
     }
 
-    internal Task<T> GetTask<T>(Flight<TKey, T> flight)
+    internal static Task<T> GetTask<T>(Flight<TKey, T> flight)
     {
         TaskCompletionSource<T>? created = null;
-        lock (_gate)
+        lock (flight.Stripe.Gate)
         {
             if (flight.Completion is { } existing)
             {
@@ -211,10 +233,10 @@ internal sealed class FlightTable<TKey>
         return created.Task;
     }
 
-    internal void WaiterCancelled(Flight<TKey> flight)
+    internal static void WaiterCancelled(Flight<TKey> flight)
     {
         CancellationTokenSource? abandon = null;
-        lock (_gate)
+        lock (flight.Stripe.Gate)
         {
             if (flight.State != FlightState.Running)
             {
@@ -250,9 +272,10 @@ internal sealed class FlightTable<TKey>
     /// Takes a finished (or abandoned) flight out of its key's slot, if it is still there. When the flight it replaced
     /// still runs its loader, that one goes back in the slot (not joinable): the next flight for the key must wait for it.
     /// </summary>
-    private void RemoveIfCurrent(Flight<TKey> flight)
+    private static void RemoveIfCurrent(Flight<TKey> flight)
     {
-        ref Flight<TKey> slot = ref CollectionsMarshal.GetValueRefOrNullRef(_flights, flight.Key);
+        Dictionary<TKey, Flight<TKey>> flights = flight.Stripe.Flights;
+        ref Flight<TKey> slot = ref CollectionsMarshal.GetValueRefOrNullRef(flights, flight.Key);
         if (Unsafe.IsNullRef(ref slot) || !ReferenceEquals(slot, flight))
         {
             return;
@@ -264,7 +287,7 @@ internal sealed class FlightTable<TKey>
         }
         else
         {
-            _flights.Remove(flight.Key);
+            flights.Remove(flight.Key);
         }
     }
 
@@ -284,3 +307,14 @@ internal sealed class FlightTable<TKey>
         }
     }
 }
+
+/// <summary>One stripe of a <see cref="FlightTable{TKey}"/>: the lock and the map of the keys that hash to it.</summary>
+internal sealed class FlightStripe<TKey>(IEqualityComparer<TKey> comparer)
+    where TKey : notnull
+{
+    /// <summary>Guards <see cref="Flights"/> and the guarded fields of every flight of this stripe's keys.</summary>
+    public Lock Gate { get; } = new();
+
+    public Dictionary<TKey, Flight<TKey>> Flights { get; } = new(comparer);
+}
+

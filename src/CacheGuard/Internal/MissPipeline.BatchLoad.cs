@@ -15,7 +15,7 @@ internal sealed partial class MissPipeline
         foreach (Flight<string, T> flight in pending)
         {
             Flight<string, T> candidate = flight;
-            while (!await Flights.EnterLoaderAsync(candidate).ConfigureAwait(false))
+            while (!await FlightTable<string>.EnterLoaderAsync(candidate).ConfigureAwait(false))
             {
                 // Replaced before its loader started: take the key's current flight's result, or lead a new one in this call.
                 Ticket ticket = _versions.Capture(candidate.Key, _settings.NowTicks);
@@ -48,7 +48,7 @@ internal sealed partial class MissPipeline
         {
             foreach (Flight<string, T> flight in entered)
             {
-                Flights.ExitLoader(flight);
+                FlightTable<string>.ExitLoader(flight);
             }
         }
 
@@ -128,7 +128,7 @@ internal sealed partial class MissPipeline
         _metrics.Load(took);
         foreach (Flight<string, T> flight in flights)
         {
-            Flights.ExitLoader(flight); // the loader has ended: free the keys' loader slots before storing
+            FlightTable<string>.ExitLoader(flight); // the loader has ended: free the keys' loader slots before storing
         }
 
         // Store what was found, cache absence for what was not, and answer each key's callers as soon as it is stored.

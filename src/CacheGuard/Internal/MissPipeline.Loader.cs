@@ -13,7 +13,7 @@ internal sealed partial class MissPipeline
     /// another flight replaced this one (its callers then take that flight's result: <see cref="FollowCurrentAsync"/>,
     /// called only once this flight holds no distributed lock, which the current flight may be waiting for).
     /// </summary>
-    private async ValueTask<LoaderGate> EnterLoaderAsync<T>(Flight<string, T> flight)
+    private static async ValueTask<LoaderGate> EnterLoaderAsync<T>(Flight<string, T> flight)
     {
         if (flight.WorkToken.IsCancellationRequested)
         {
@@ -21,7 +21,7 @@ internal sealed partial class MissPipeline
             return LoaderGate.Abandoned;
         }
 
-        return await Flights.EnterLoaderAsync(flight).ConfigureAwait(false) ? LoaderGate.Entered : LoaderGate.Replaced;
+        return await FlightTable<string>.EnterLoaderAsync(flight).ConfigureAwait(false) ? LoaderGate.Entered : LoaderGate.Replaced;
     }
 
     /// <summary>Runs the loader (the flight has entered the loader stage), publishes its result, and completes the flight.</summary>
@@ -113,7 +113,7 @@ internal sealed partial class MissPipeline
 
             // The loader has ended: the key's loader slot is free now, not after the store (a successor exists only if
             // this flight was superseded, and then the publish step keeps its value out anyway).
-            Flights.ExitLoader(flight);
+            FlightTable<string>.ExitLoader(flight);
             if (context?.CachingDisabled != true)
             {
                 Lifetimes lifetimes = context is null
@@ -135,7 +135,7 @@ internal sealed partial class MissPipeline
                 await AwaitQuietly(loading).ConfigureAwait(false);
             }
 
-            Flights.ExitLoader(flight);
+            FlightTable<string>.ExitLoader(flight);
         }
     }
 
