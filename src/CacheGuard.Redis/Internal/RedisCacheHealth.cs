@@ -24,6 +24,14 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
     /// <summary>How long a <c>PING</c> may go unanswered before the server is treated as hung.</summary>
     internal static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long after the server answered again (a suspicion cleared) a call's timeout is taken for late news rather
+    /// than a new hang: a call sent while the server was frozen can be reported timed out just after it answers again
+    /// (StackExchange.Redis checks deadlines about once a second). A server that hangs again meanwhile is caught by the
+    /// next unanswered <c>PING</c>.
+    /// </summary>
+    internal static readonly TimeSpan LateTimeoutWindow = TimeSpan.FromSeconds(2);
+
     private readonly MultiplexerSource _source;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -35,6 +43,7 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
     private volatile bool _suspect;
     private string _suspectReason = string.Empty;
     private long _downSince;
+    private long _recoveredAt = long.MinValue; // timestamp of the latest answer that cleared a suspicion
     private volatile bool _available = true;
     private int _disposed;
 
@@ -65,9 +74,9 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
     {
         ArgumentNullException.ThrowIfNull(exception);
         string? reason = Classify(exception);
-        if (reason is null)
+        if (reason is null || (IsTimeout(exception) && RecoveredWithin(LateTimeoutWindow)))
         {
-            return false;
+            return false; // a server error concerns one command; a timeout just after the server answered again is late news of a call sent while it was frozen
         }
 
         MarkSuspect(reason);
@@ -98,8 +107,31 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
 
         if (cleared)
         {
+            NoteRecovery();
             Update("answered");
         }
+    }
+
+    private void NoteRecovery() => Volatile.Write(ref _recoveredAt, _time.GetTimestamp());
+
+    /// <summary>Whether a suspicion was cleared by an answer less than <paramref name="window"/> ago.</summary>
+    private bool RecoveredWithin(TimeSpan window)
+    {
+        long recoveredAt = Volatile.Read(ref _recoveredAt);
+        return recoveredAt != long.MinValue && _time.GetElapsedTime(recoveredAt) < window;
+    }
+
+    private static bool IsTimeout(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is TimeoutException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Gets a short reason when <paramref name="exception"/> (or an inner one) is connection-level; otherwise <see langword="null"/>.</summary>
@@ -193,6 +225,7 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
                 _suspect = false; // a new socket that completed its handshake: the server answers
             }
 
+            NoteRecovery();
             Update("connection failure");
         }
     }
@@ -300,6 +333,7 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
 
                 if (cleared)
                 {
+                    NoteRecovery();
                     Update("answered");
                 }
             }
@@ -318,7 +352,10 @@ internal sealed class RedisCacheHealth : IDistributedCacheHealth, IDisposable
             {
                 ping = null;
                 Log.ProbeFailed(_logger, _source.Description, (long)ProbeInterval.TotalMilliseconds, ex);
-                MarkSuspect(Classify(ex) ?? "PING failed: " + ex.GetType().Name);
+                if (!(IsTimeout(ex) && RecoveredWithin(LateTimeoutWindow)))
+                {
+                    MarkSuspect(Classify(ex) ?? "PING failed: " + ex.GetType().Name);
+                }
             }
         }
     }
