@@ -40,7 +40,7 @@ internal static class Peers
     [
         $"Same lifetimes for all: {L2Expiration.TotalMinutes:0} min in L2 (overall), {L1Expiration.TotalMinutes:0} min in L1. Each library in its own service provider.",
         "raw: `MemoryCache` (default options) for the in-process rows; Microsoft's `RedisCache` (`AddStackExchangeRedisCache`) + System.Text.Json for the Redis rows.",
-        "CacheGuard: `AddCoalescingCache(o => { o.DefaultExpiration = 10 min; o.DefaultLocalExpiration = 5 min; })`, other options at their defaults (10 % TTL jitter); with Redis `.WithDistributedCache(sp => sp.GetRequiredService<IDistributedCache>())` over `AddStackExchangeRedisCache`; the distributed-lock rows `.WithRedis(configuration).WithRedisLoadLock()` (CacheGuard.Redis).",
+        "CacheGuard: `AddCoalescingCache(o => { o.DefaultExpiration = 10 min; o.DefaultLocalExpiration = 5 min; })`, other options at their defaults (10 % TTL jitter); with Redis `.WithRedis()` (CacheGuard.Redis) over the same `AddStackExchangeRedisCache` registration, as its docs show (that `RedisCache` is L2; CacheGuard.Redis adds the connection's health signal and pipelined batch reads); the distributed-lock rows `.WithRedis(configuration).WithRedisLoadLock()` (CacheGuard.Redis).",
         "HybridCache (Microsoft.Extensions.Caching.Hybrid 10.11.0): `AddHybridCache(o => o.DefaultEntryOptions = new() { Expiration = 10 min, LocalCacheExpiration = 5 min })`, its default System.Text.Json serializer; with Redis it finds the `IDistributedCache` registered by `AddStackExchangeRedisCache`. It has no distributed lock and no backplane.",
         "FusionCache 2.9.0: `AddFusionCache().WithDefaultEntryOptions(new FusionCacheEntryOptions { Duration = 10 min, MemoryCacheDuration = 5 min })`; with Redis `.WithSerializer(new FusionCacheSystemTextJsonSerializer()).WithRegisteredDistributedCache().WithBackplane(new RedisBackplane(...))` as its backplane docs show, and for the lock rows `.WithRedisDistributedLocker(...)` (ZiggyCreatures.FusionCache.Locking.Distributed.Redis).",
         "To read the L2 on every call, each library's own switch: CacheGuard `CacheEntryFlags.DisableLocalCacheRead`, HybridCache `HybridCacheEntryFlags.DisableLocalCacheRead`, FusionCache `SkipMemoryCacheRead = true`.",
@@ -49,7 +49,7 @@ internal static class Peers
     /// <summary>RedisCache's key prefix in every Redis row.</summary>
     public const string InstanceName = "bench:";
 
-    /// <summary>CacheGuard; with <paramref name="redis"/>, over Microsoft's RedisCache.</summary>
+    /// <summary>CacheGuard; with <paramref name="redis"/>, over Microsoft's RedisCache registered by the app, through <c>WithRedis()</c>.</summary>
     public static ServiceProvider CacheGuard(string? redis = null)
     {
         var services = new ServiceCollection();
@@ -57,7 +57,7 @@ internal static class Peers
         if (redis is not null)
         {
             AddRedisCache(services, redis);
-            builder.WithDistributedCache(sp => sp.GetRequiredService<IDistributedCache>());
+            builder.WithRedis(); // the app's RedisCache as L2, as docs/redis.md shows: CacheGuard.Redis adds its health signal and batch reads
         }
 
         return services.BuildServiceProvider();
