@@ -111,6 +111,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
         try
         {
             bool taken = await set.WaitObservedAsync(cancellationToken).ConfigureAwait(false);
+            ServerAnswered?.Invoke(); // an answered attempt: the taker reads L2 next, and must not find it marked unavailable
             return taken ? new Lease(this, lockKey, token) : null;
         }
         catch (Exception ex) when (ex is OperationCanceledException or RedisTimeoutException)
@@ -208,6 +209,7 @@ public sealed partial class RedisDistributedLoadLock : IDistributedLoadLock, IAs
             throw;
         }
 
+        ServerAnswered?.Invoke(); // answered attempts: the batch reads L2 next
         for (int i = 0; i < pending.Length; i++)
         {
             leases[i] = pending[i].Result ? new Lease(this, lockKeys[i], tokens[i]) : null;
