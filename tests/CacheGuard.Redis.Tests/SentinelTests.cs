@@ -81,17 +81,8 @@ public class SentinelTests
     }
 
     /// <summary>Only the sentinel's address and the service name, with the tests' short timeouts.</summary>
-    private ConfigurationOptions Options()
-    {
-        ConfigurationOptions options = ConfigurationOptions.Parse(string.Create(CultureInfo.InvariantCulture, $"{RedisServer.Host}:{_sentinel.Port},serviceName={Service}"));
-        options.AbortOnConnectFail = false;
-        options.ConnectTimeout = 3_000;
-        options.AsyncTimeout = 5_000;
-        options.SyncTimeout = 5_000;
-        options.BacklogPolicy = BacklogPolicy.FailFast;
-        options.ReconnectRetryPolicy = new ExponentialRetry(50, 200);
-        return options;
-    }
+    private ConfigurationOptions Options() =>
+        TestRedis.Options(string.Create(CultureInfo.InvariantCulture, $"{RedisServer.Host}:{_sentinel.Port},serviceName={Service}"));
 
     private async Task<RedisServer> PrimaryAsync()
     {

@@ -64,19 +64,26 @@ internal static class TestRedis
 
     public static ConfigurationOptions Options(RedisServer server, Action<ConfigurationOptions>? tweak = null)
     {
-        ConfigurationOptions options = ConfigurationOptions.Parse(server.Configuration);
-        options.AbortOnConnectFail = false;
-        options.ConnectTimeout = 3_000;
-        options.AsyncTimeout = 5_000;
-        options.SyncTimeout = 5_000;
-        options.BacklogPolicy = BacklogPolicy.FailFast;
-        options.ReconnectRetryPolicy = new ExponentialRetry(50, 200);
+        ConfigurationOptions options = Options(server.Configuration);
         if (server.Options.Tls is { } tls)
         {
             options.TrustIssuer(tls.Authority);
         }
 
         tweak?.Invoke(options);
+        return options;
+    }
+
+    /// <summary>Parses <paramref name="configuration"/> and applies the tests' short timeouts and fast reconnects.</summary>
+    public static ConfigurationOptions Options(string configuration)
+    {
+        ConfigurationOptions options = ConfigurationOptions.Parse(configuration);
+        options.AbortOnConnectFail = false;
+        options.ConnectTimeout = 3_000;
+        options.AsyncTimeout = 5_000;
+        options.SyncTimeout = 5_000;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.ReconnectRetryPolicy = new ExponentialRetry(50, 200);
         return options;
     }
 
