@@ -50,7 +50,10 @@ internal sealed class ProcessBackend : IRedisBackend
 
     public Task ResumeAsync() => SignalAsync("-CONT");
 
-    public async Task<string> CliAsync(IReadOnlyList<string> arguments)
+    public Task<string> CliAsync(IReadOnlyList<string> arguments) => RunCliAsync(_plainPort, _options.Password, arguments);
+
+    /// <summary>Runs redis-cli against 127.0.0.1:<paramref name="port"/> (a server or a sentinel) and returns its output; a non-zero exit fails the test.</summary>
+    public static async Task<string> RunCliAsync(int port, string? password, IReadOnlyList<string> arguments)
     {
         var start = new ProcessStartInfo(FindExecutable("redis-cli"))
         {
@@ -58,26 +61,21 @@ internal sealed class ProcessBackend : IRedisBackend
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string argument in (string[])["-h", "127.0.0.1", "-p", _plainPort.ToString(CultureInfo.InvariantCulture)])
+        foreach (string argument in (string[])["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), .. arguments])
         {
             start.ArgumentList.Add(argument);
         }
 
-        if (_options.Password is { } password)
+        if (password is not null)
         {
             start.Environment["REDISCLI_AUTH"] = password;
-        }
-
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
         }
 
         using Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-cli did not start.");
         Task<string> output = process.StandardOutput.ReadToEndAsync();
         Task<string> error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-        Assert.That(process.ExitCode, Is.Zero, $"redis-cli {string.Join(' ', arguments)} failed: {await error.ConfigureAwait(false)}");
+        Assert.That(process.ExitCode, Is.Zero, $"redis-cli -p {port} {string.Join(' ', arguments)} failed: {await error.ConfigureAwait(false)}");
         return await output.ConfigureAwait(false);
     }
 

@@ -176,21 +176,7 @@ public class SentinelTests
             return sentinel;
         }
 
-        public async Task<string> CliAsync(params string[] arguments)
-        {
-            var start = new ProcessStartInfo(ProcessBackend.FindExecutable("redis-cli")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string argument in (string[])["-h", RedisServer.Host, "-p", Port.ToString(CultureInfo.InvariantCulture), .. arguments])
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            using Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-cli did not start.");
-            Task<string> output = process.StandardOutput.ReadToEndAsync();
-            Task<string> error = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
-            Assert.That(process.ExitCode, Is.Zero, $"redis-cli {string.Join(' ', arguments)} against the sentinel failed: {await error}");
-            return await output;
-        }
+        public Task<string> CliAsync(params string[] arguments) => ProcessBackend.RunCliAsync(Port, password: null, arguments);
 
         public async ValueTask DisposeAsync()
         {
