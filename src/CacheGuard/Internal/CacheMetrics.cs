@@ -88,10 +88,14 @@ internal sealed class CacheMetrics : IDisposable
 
     public void Miss() => Misses.Add(1, _name);
 
-    public void Load(TimeSpan duration)
+    /// <summary>Counts a load, and records its duration when it was measured (it is whenever a duration listener was on when the load began).</summary>
+    public void Load(TimeSpan? duration)
     {
         Loads.Add(1, _name);
-        LoadDuration.Record(duration.TotalSeconds, _name);
+        if (duration is { } measured)
+        {
+            LoadDuration.Record(measured.TotalSeconds, _name);
+        }
     }
 
     public void Joined() => Coalesced.Add(1, _name);

@@ -127,6 +127,9 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
 
     public void Fail(Exception error) => FlightTable<TKey>.Complete(this, default, error);
 
+    /// <summary>Completes the flight with its loader's value, recording in the same step that its loader has finished.</summary>
+    public void CompleteLoaded(T value) => FlightTable<TKey>.Complete(this, value, null, exitLoader: true);
+
     /// <summary>Completes the flight with the outcome of a finished task.</summary>
     public void Complete(Task<T> finished)
     {

@@ -126,31 +126,47 @@ internal sealed class FlightTable<TKey>
     /// is still the key's flight. Returns <see langword="false"/> when another flight replaced it: its callers should take
     /// the current flight's result instead.
     /// </summary>
-    public static async ValueTask<bool> EnterLoaderAsync(Flight<TKey> flight)
+    public static ValueTask<bool> EnterLoaderAsync(Flight<TKey> flight)
     {
-        while (true)
-        {
-            Task? wait = null;
-            lock (flight.Stripe.Gate)
-            {
-                if (flight.Predecessor is { } predecessor && predecessor.Loader != LoaderStage.Finished)
-                {
-                    wait = (predecessor.LoaderFinished ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-                }
-                else
-                {
-                    flight.Predecessor = null;
-                    if (!flight.Stripe.Flights.TryGetValue(flight.Key, out Flight<TKey>? current) || !ReferenceEquals(current, flight))
-                    {
-                        return false;
-                    }
+        LoaderEntry entry = TryEnterLoader(flight, out Task? wait);
+        return entry == LoaderEntry.MustWait ? WaitThenEnterAsync(flight, wait!) : new ValueTask<bool>(entry == LoaderEntry.Entered);
 
-                    flight.Loader = LoaderStage.Running;
-                    return true;
+        static async ValueTask<bool> WaitThenEnterAsync(Flight<TKey> flight, Task wait)
+        {
+            while (true)
+            {
+                await wait.ConfigureAwait(false);
+                LoaderEntry entry = TryEnterLoader(flight, out Task? next);
+                if (entry != LoaderEntry.MustWait)
+                {
+                    return entry == LoaderEntry.Entered;
                 }
+
+                wait = next!;
+            }
+        }
+    }
+
+    /// <summary>One attempt to enter the loader stage; <see cref="LoaderEntry.MustWait"/> hands out the task to wait for first.</summary>
+    private static LoaderEntry TryEnterLoader(Flight<TKey> flight, out Task? wait)
+    {
+        lock (flight.Stripe.Gate)
+        {
+            if (flight.Predecessor is { } predecessor && predecessor.Loader != LoaderStage.Finished)
+            {
+                wait = (predecessor.LoaderFinished ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                return LoaderEntry.MustWait;
             }
 
-            await wait.ConfigureAwait(false);
+            wait = null;
+            flight.Predecessor = null;
+            if (!flight.Stripe.Flights.TryGetValue(flight.Key, out Flight<TKey>? current) || !ReferenceEquals(current, flight))
+            {
+                return LoaderEntry.Replaced;
+            }
+
+            flight.Loader = LoaderStage.Running;
+            return LoaderEntry.Entered;
         }
     }
 
@@ -170,8 +186,7 @@ internal sealed class FlightTable<TKey>
         TaskCompletionSource? waiting;
         lock (flight.Stripe.Gate)
         {
-            flight.Loader = LoaderStage.Finished;
-            waiting = flight.LoaderFinished;
+            waiting = ExitLoaderLocked(flight);
             if (flight.State is FlightState.Succeeded or FlightState.Failed)
             {
                 RemoveIfCurrent(flight); // completed while its loader still ran: it kept the slot until now
@@ -181,29 +196,48 @@ internal sealed class FlightTable<TKey>
         waiting?.TrySetResult();
     }
 
-    internal static void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error)
+    /// <summary>Completes a flight: its value or error goes to every waiter, and later callers no longer join it.</summary>
+    /// <param name="flight">The flight.</param>
+    /// <param name="value">Its value, when <paramref name="error"/> is <see langword="null"/>.</param>
+    /// <param name="error">Its error.</param>
+    /// <param name="exitLoader">Also records that its loader has finished, in the same step (see <see cref="ExitLoader"/>).</param>
+    internal static void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error, bool exitLoader = false)
     {
         TaskCompletionSource<T>? completion;
+        TaskCompletionSource? loaderWaiting = null;
         lock (flight.Stripe.Gate)
         {
+            if (exitLoader)
+            {
+                loaderWaiting = ExitLoaderLocked(flight);
+            }
+
             if (flight.State != FlightState.Running && flight.State != FlightState.Abandoned)
             {
-                return;
-            }
+                if (exitLoader)
+                {
+                    RemoveIfCurrent(flight); // already answered (a hard timeout): it kept the slot until its loader ended
+                }
 
-            if (flight.Loader != LoaderStage.Running)
+                completion = null;
+            }
+            else
             {
-                // A flight whose loader still runs (it failed its callers at a hard timeout) keeps the slot, not joinable,
-                // so the next flight for the key waits for that loader: one loader per key, always.
-                RemoveIfCurrent(flight);
-            }
+                if (flight.Loader != LoaderStage.Running)
+                {
+                    // A flight whose loader still runs (it failed its callers at a hard timeout) keeps the slot, not joinable,
+                    // so the next flight for the key waits for that loader: one loader per key, always.
+                    RemoveIfCurrent(flight);
+                }
 
-            flight.State = error is null ? FlightState.Succeeded : FlightState.Failed;
-            flight.Value = value;
-            flight.Error = error;
-            completion = flight.Completion;
+                flight.State = error is null ? FlightState.Succeeded : FlightState.Failed;
+                flight.Value = value;
+                flight.Error = error;
+                completion = flight.Completion;
+            }
         }
 
+        loaderWaiting?.TrySetResult();
         if (completion is not null)
         {
             Publish(completion, value, error);
@@ -260,6 +294,12 @@ internal sealed class FlightTable<TKey>
         abandon?.Cancel();
     }
 
+    private static TaskCompletionSource? ExitLoaderLocked(Flight<TKey> flight)
+    {
+        flight.Loader = LoaderStage.Finished;
+        return flight.LoaderFinished;
+    }
+
     private bool IsJoinableLocked(Flight<TKey> flight) => flight.State == FlightState.Running && (_isCurrent?.Invoke(flight) ?? true);
 
     /// <summary>The flight whose loader a new flight replacing <paramref name="replaced"/> must wait for, if any.</summary>
@@ -306,6 +346,14 @@ internal sealed class FlightTable<TKey>
             _ = completion.Task.Exception;
         }
     }
+}
+
+/// <summary>The outcome of one attempt to enter a flight's loader stage.</summary>
+internal enum LoaderEntry
+{
+    Entered,
+    Replaced,
+    MustWait,
 }
 
 /// <summary>One stripe of a <see cref="FlightTable{TKey}"/>: the lock and the map of the keys that hash to it.</summary>

@@ -148,8 +148,9 @@ internal sealed partial class MissPipeline
         try
         {
             Lifetimes lifetimes = _settings.JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
-            CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, options?.Tags, took);
-            await _publisher.PublishLoadedAsync(flight.Key, flight.Ticket, item, policy, lifetimes, flags).ConfigureAwait(false);
+            long now = _settings.NowTicks;
+            CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, options?.Tags, took, now);
+            await _publisher.PublishLoadedAsync(flight.Key, flight.Ticket, item, policy, lifetimes, flags, now).ConfigureAwait(false);
         }
         finally
         {

@@ -13,15 +13,20 @@ internal sealed partial class MissPipeline
     /// another flight replaced this one (its callers then take that flight's result: <see cref="FollowCurrentAsync"/>,
     /// called only once this flight holds no distributed lock, which the current flight may be waiting for).
     /// </summary>
-    private static async ValueTask<LoaderGate> EnterLoaderAsync<T>(Flight<string, T> flight)
+    private static ValueTask<LoaderGate> EnterLoaderAsync<T>(Flight<string, T> flight)
     {
         if (flight.WorkToken.IsCancellationRequested)
         {
             flight.Fail(new OperationCanceledException(flight.WorkToken)); // every caller left before the loader stage
-            return LoaderGate.Abandoned;
+            return new ValueTask<LoaderGate>(LoaderGate.Abandoned);
         }
 
-        return await FlightTable<string>.EnterLoaderAsync(flight).ConfigureAwait(false) ? LoaderGate.Entered : LoaderGate.Replaced;
+        ValueTask<bool> entering = FlightTable<string>.EnterLoaderAsync(flight);
+        return entering.IsCompletedSuccessfully ? new ValueTask<LoaderGate>(Gate(entering.Result)) : AfterWaitAsync(entering);
+
+        static LoaderGate Gate(bool entered) => entered ? LoaderGate.Entered : LoaderGate.Replaced;
+
+        static async ValueTask<LoaderGate> AfterWaitAsync(ValueTask<bool> entering) => Gate(await entering.ConfigureAwait(false));
     }
 
     /// <summary>Runs the loader (the flight has entered the loader stage), publishes its result, and completes the flight.</summary>
@@ -33,12 +38,15 @@ internal sealed partial class MissPipeline
         bool cancelAtDeadline = policy.HardTimeout is not null && !_settings.AllowBackgroundCompletion;
         using CancellationTokenSource? abandon = cancelAtDeadline ? CancellationTokenSource.CreateLinkedTokenSource(flight.WorkToken) : null;
         Task<T>? loading = null;
+        bool exited = false; // whether the flight's loader slot was freed
         try
         {
             LoadContext<T>? context = loader.WantsContext
                 ? new LoadContext<T>(key, stale is not null, stale is null ? default : stale.Value, stale is null ? null : new DateTimeOffset(stale.CreatedTicks, TimeSpan.Zero), options, _settings.KeysInTelemetry)
                 : null;
-            long started = _settings.Time.GetTimestamp();
+            // Timed when someone reads the duration: XFetch (here, or on another node through L2) or a duration listener.
+            bool timed = _l2 is not null || policy.Beta > 0 || _metrics.LoadDuration.Enabled;
+            long started = timed ? _settings.Time.GetTimestamp() : 0;
             Activity? activity = CacheTelemetry.Start(CacheTelemetry.LoadActivity, _settings.Name, key, _settings.KeysInTelemetry);
             try
             {
@@ -108,23 +116,39 @@ internal sealed partial class MissPipeline
             }
 
             activity?.Dispose();
-            TimeSpan took = _settings.Time.GetElapsedTime(started);
-            _metrics.Load(took);
+            TimeSpan took = timed ? _settings.Time.GetElapsedTime(started) : TimeSpan.Zero;
+            _metrics.Load(timed ? took : null);
 
-            // The loader has ended: the key's loader slot is free now, not after the store (a successor exists only if
-            // this flight was superseded, and then the publish step keeps its value out anyway).
-            FlightTable<string>.ExitLoader(flight);
+            // The loader has ended. Before a store to L2 (which may be slow) the key's loader slot is freed at once (a
+            // successor exists only if this flight was superseded, and then the publish step keeps its value out anyway);
+            // otherwise the store is synchronous and the slot is freed with the flight's completion, in one step.
+            bool storesInL2 = _l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0;
+            if (storesInL2)
+            {
+                FlightTable<string>.ExitLoader(flight);
+                exited = true;
+            }
+
             if (context?.CachingDisabled != true)
             {
                 Lifetimes lifetimes = context is null
                     ? _settings.JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio)
                     : _settings.JitteredLifetimes(context.Expiration, context.LocalExpiration, options?.JitterRatio);
                 IReadOnlyList<string>? tags = context is null ? options?.Tags : context.Tags;
-                CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, tags, took);
-                await _publisher.PublishLoadedAsync(key, flight.Ticket, item, policy, lifetimes, flags).ConfigureAwait(false);
+                long now = _settings.NowTicks;
+                CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, tags, took, now);
+                await _publisher.PublishLoadedAsync(key, flight.Ticket, item, policy, lifetimes, flags, now).ConfigureAwait(false);
             }
 
-            flight.Complete(value);
+            if (exited)
+            {
+                flight.Complete(value);
+            }
+            else
+            {
+                flight.CompleteLoaded(value);
+                exited = true;
+            }
         }
         finally
         {
@@ -135,7 +159,10 @@ internal sealed partial class MissPipeline
                 await AwaitQuietly(loading).ConfigureAwait(false);
             }
 
-            FlightTable<string>.ExitLoader(flight);
+            if (!exited)
+            {
+                FlightTable<string>.ExitLoader(flight);
+            }
         }
     }
 
@@ -162,9 +189,8 @@ internal sealed partial class MissPipeline
     }
 
     /// <summary>Makes the item a loaded value is stored as: created when its work started (so a tag invalidated meanwhile wins).</summary>
-    private CacheItem<T> NewItem<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took)
+    private static CacheItem<T> NewItem<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took, long now)
     {
-        long now = _settings.NowTicks;
         return new CacheItem<T>(value, Math.Min(ticket.StartedTicks, now), now + lifetimes.DistributedFor(value is null).Ticks, tags is { Count: > 0 } ? [.. tags] : null, took.Ticks);
     }
 

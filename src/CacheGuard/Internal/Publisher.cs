@@ -22,7 +22,8 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
     /// <param name="localLifetime">How long the L1 copy is fresh.</param>
     /// <param name="flags">The call's flags: <see cref="CacheEntryFlags.DisableLocalCacheWrite"/> keeps it out of L1.</param>
     /// <param name="rearm">A stale value re-armed by fail-safe (see <see cref="L1Store.SetItem{T}"/>).</param>
-    public bool PublishLocal<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, bool rearm = false)
+    /// <param name="now">The current time in UTC ticks, when the caller has just read it; otherwise it is read here.</param>
+    public bool PublishLocal<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, bool rearm = false, long? now = null)
     {
         if ((flags & CacheEntryFlags.DisableLocalCacheWrite) != 0)
         {
@@ -36,18 +37,28 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
                 return false;
             }
 
-            l1.SetItem(key, item, policy, localLifetime, settings.NowTicks, rearm);
+            l1.SetItem(key, item, policy, localLifetime, now ?? settings.NowTicks, rearm);
             return true;
         }
     }
 
-    /// <summary>Stores a loaded value: L2 (unless disabled), then L1, each only if it may still land; then tells other nodes.</summary>
-    public async ValueTask PublishLoadedAsync<T>(string key, Ticket ticket, CacheItem<T> item, Policy policy, Lifetimes lifetimes, CacheEntryFlags flags)
+    /// <summary>
+    /// Stores a loaded value: L2 (unless disabled), then L1, each only if it may still land; then tells other nodes.
+    /// Completes synchronously when there is no L2 write.
+    /// </summary>
+    /// <param name="key">The key.</param>
+    /// <param name="ticket">The versions the load started from.</param>
+    /// <param name="item">The value and its times.</param>
+    /// <param name="policy">The entry's policy.</param>
+    /// <param name="lifetimes">The entry's jittered lifetimes.</param>
+    /// <param name="flags">The call's flags.</param>
+    /// <param name="now">The current time in UTC ticks, just read by the caller (used unless the L2 write makes it old).</param>
+    public ValueTask PublishLoadedAsync<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, in Lifetimes lifetimes, CacheEntryFlags flags, long now)
     {
         bool notFound = item.Value is null;
         if (notFound && settings.NegativeExpiration == TimeSpan.Zero)
         {
-            return; // negative caching is off: absence is not remembered anywhere
+            return default; // negative caching is off: absence is not remembered anywhere
         }
 
         TimeSpan lifetime = lifetimes.DistributedFor(notFound);
@@ -55,20 +66,25 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
         horizon.Note(physical.Ticks);
         if (l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0)
         {
-            if (!Admissible(ticket, item))
-            {
-                return;
-            }
-
-            WriteOutcome outcome = await WriteL2Async(key, ticket, item, physical).ConfigureAwait(false);
-            if (outcome != WriteOutcome.Written)
-            {
-                return;
-            }
+            return StoreThenPlaceAsync(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags, physical);
         }
 
         // A load is not announced: it changed nothing other nodes hold (only writes and removals are announced).
-        PublishLocal(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags);
+        PublishLocal(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags, now: now);
+        return default;
+    }
+
+    private async ValueTask StoreThenPlaceAsync<T>(string key, Ticket ticket, CacheItem<T> item, Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, TimeSpan physical)
+    {
+        if (!Admissible(ticket, item))
+        {
+            return;
+        }
+
+        if (await WriteL2Async(key, ticket, item, physical).ConfigureAwait(false) == WriteOutcome.Written)
+        {
+            PublishLocal(key, ticket, item, policy, localLifetime, flags);
+        }
     }
 
     /// <summary>
