@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace CacheGuard.Internal;
@@ -314,20 +313,20 @@ internal sealed class FlightTable<TKey>
     /// </summary>
     private static void RemoveIfCurrent(Flight<TKey> flight)
     {
+        // One lookup in the common case (the flight is in its slot): take it out, and put back whatever else was there.
         Dictionary<TKey, Flight<TKey>> flights = flight.Stripe.Flights;
-        ref Flight<TKey> slot = ref CollectionsMarshal.GetValueRefOrNullRef(flights, flight.Key);
-        if (Unsafe.IsNullRef(ref slot) || !ReferenceEquals(slot, flight))
+        if (!flights.Remove(flight.Key, out Flight<TKey>? removed))
         {
             return;
         }
 
-        if (flight.Predecessor is { Loader: LoaderStage.Running } loading)
+        if (!ReferenceEquals(removed, flight))
         {
-            slot = loading;
+            flights.Add(flight.Key, removed);
         }
-        else
+        else if (flight.Predecessor is { Loader: LoaderStage.Running } loading)
         {
-            flights.Remove(flight.Key);
+            flights.Add(flight.Key, loading);
         }
     }
 
