@@ -182,7 +182,7 @@ internal sealed partial class MissPipeline
             ?? throw _settings.TypeMismatch(key, other!.ValueType, typeof(T));
         if (started)
         {
-            current.Run = RunAsync(current, state, loader, options, policy, hint: null, refreshOf: null);
+            current.Run = RunAsync(current, state, loader, options, hint: null, refreshOf: null);
         }
 
         flight.Complete(await current.WaitAsync(CancellationToken.None).ConfigureAwait(false));

@@ -94,7 +94,7 @@ internal sealed partial class MissPipeline
             return WaitAsync(flight, policy, cancellationToken);
         }
 
-        Task run = RunAsync(flight, state, loader, options, policy, found as CacheItem<T>, refreshOf: null);
+        Task run = RunAsync(flight, state, loader, options, found as CacheItem<T>, refreshOf: null);
         if (run.IsCompleted && !flight.Shared)
         {
             // Finished synchronously and nobody joined: its outcome is final and was written on this thread.
@@ -135,20 +135,32 @@ internal sealed partial class MissPipeline
     /// Runs a flight to completion: every outcome, value or error, ends in the flight, so this never throws. The stages
     /// before the loader answer from L1, L2 or the lock owner when they can.
     /// </summary>
-    private async Task RunAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, Policy policy, CacheItem<T>? hint, CacheItem<T>? refreshOf)
+    /// <remarks>
+    /// Split where a flight usually waits: a stage that completes synchronously goes straight on to the next, and a
+    /// pending L2 read continues in <see cref="AfterL2ReadAsync"/>, whose state is only what the rest needs. An L2 hit
+    /// that waits for the network allocates that small continuation, not the state of every stage.
+    /// </remarks>
+    private Task RunAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T>? hint, CacheItem<T>? refreshOf)
     {
-        string key = flight.Key;
-        CacheEntryFlags flags = options?.Flags ?? CacheEntryFlags.None;
-        IAsyncDisposable? lease = null;
         try
         {
             // 1. L1 again: another flight may have filled it since this caller's miss, or its copy may need a tag check.
+            CacheEntryFlags flags = options?.Flags ?? CacheEntryFlags.None;
             if (refreshOf is null && (flags & CacheEntryFlags.DisableLocalCacheRead) == 0)
             {
-                CacheItem<T>? current = L1Slot.AsItem<T>(_l1.TryGet(key, out object? inL1) ? inL1 : null) ?? hint;
-                if (current is not null && await ServeFromL1Async(flight, current).ConfigureAwait(false))
+                CacheItem<T>? current = L1Slot.AsItem<T>(_l1.TryGet(flight.Key, out object? inL1) ? inL1 : null) ?? hint;
+                if (current is not null)
                 {
-                    return;
+                    ValueTask<bool> served = ServeFromL1Async(flight, current);
+                    if (!served.IsCompletedSuccessfully)
+                    {
+                        return AfterL1CheckAsync(served, flight, state, loader, options);
+                    }
+
+                    if (served.Result)
+                    {
+                        return Task.CompletedTask;
+                    }
                 }
             }
             else if (refreshOf is not null)
@@ -156,25 +168,125 @@ internal sealed partial class MissPipeline
                 flight.OfferStale(refreshOf, refreshOf.State?.StaleUntilTicks ?? refreshOf.LocalExpiresTicks); // served while it is refreshed
             }
 
-            // 2. L2.
-            if (_l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheRead) == 0)
-            {
-                CacheItem<T>? stored = await ReadL2Async<T>(key, policy).ConfigureAwait(false);
-                if (stored is not null)
-                {
-                    if (stored.ExpiresTicks > _settings.NowTicks && (refreshOf is null || stored.CreatedTicks > refreshOf.CreatedTicks))
-                    {
-                        CompleteFromL2(flight, stored, options, policy, flags);
-                        return;
-                    }
+            return FromL2Async(flight, state, loader, options, refreshOf);
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+            return Task.CompletedTask;
+        }
+    }
 
-                    if (policy.FailSafe && stored.ExpiresTicks <= _settings.NowTicks)
-                    {
-                        flight.OfferStale(stored, stored.ExpiresTicks + policy.FailSafeMax.Ticks); // L2 kept it for fail-safe
-                    }
+    /// <summary>The L1 re-check had to refresh tags first: finish it, then go on from L2.</summary>
+    private async Task AfterL1CheckAsync<TState, T>(ValueTask<bool> served, Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options)
+    {
+        try
+        {
+            if (await served.ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+            return;
+        }
+
+        await FromL2Async(flight, state, loader, options, refreshOf: null).ConfigureAwait(false);
+    }
+
+    /// <summary>2. L2, then the lock and the loader if it had no answer.</summary>
+    private Task FromL2Async<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T>? refreshOf)
+    {
+        try
+        {
+            if (_l2 is not null && ((options?.Flags ?? CacheEntryFlags.None) & CacheEntryFlags.DisableDistributedCacheRead) == 0)
+            {
+                ValueTask<CacheItem<T>?> read = ReadL2Async<T>(flight.Key, _settings.Resolve(options));
+                if (!read.IsCompletedSuccessfully)
+                {
+                    return AfterL2ReadAsync(read, flight, state, loader, options, refreshOf);
+                }
+
+                if (AnsweredFromL2(flight, read.Result, options, refreshOf))
+                {
+                    return Task.CompletedTask;
                 }
             }
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+            return Task.CompletedTask;
+        }
 
+        return LockAndLoadAsync(flight, state, loader, options, refreshOf);
+    }
+
+    /// <summary>The continuation of a pending L2 read: its state is only what the later stages need.</summary>
+    private async Task AfterL2ReadAsync<TState, T>(ValueTask<CacheItem<T>?> read, Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T>? refreshOf)
+    {
+        try
+        {
+            if (AnsweredFromL2(flight, await read.ConfigureAwait(false), options, refreshOf))
+            {
+                return;
+            }
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+            return;
+        }
+
+        await LockAndLoadAsync(flight, state, loader, options, refreshOf).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Completes the flight from what L2 held, if that is an answer: fresh, and for a refresh newer than the value it
+    /// refreshes. An expired entry L2 kept for fail-safe becomes the flight's stand-in.
+    /// </summary>
+    private bool AnsweredFromL2<T>(Flight<string, T> flight, CacheItem<T>? stored, CacheEntryOptions? options, CacheItem<T>? refreshOf)
+    {
+        if (stored is null)
+        {
+            return false;
+        }
+
+        Policy policy = _settings.Resolve(options);
+        long now = _settings.NowTicks;
+        if (stored.ExpiresTicks > now && (refreshOf is null || stored.CreatedTicks > refreshOf.CreatedTicks))
+        {
+            CompleteFromL2(flight, stored, options, policy, options?.Flags ?? CacheEntryFlags.None);
+            return true;
+        }
+
+        if (policy.FailSafe && stored.ExpiresTicks <= now)
+        {
+            flight.OfferStale(stored, stored.ExpiresTicks + policy.FailSafeMax.Ticks); // L2 kept it for fail-safe
+        }
+
+        return false;
+    }
+
+    /// <summary>3 and 4: the distributed lock when it is on, then the loader; the lock, if held, is released only once the result is stored.</summary>
+    private async Task LockAndLoadAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T>? refreshOf)
+    {
+        string key = flight.Key;
+        Policy policy = _settings.Resolve(options);
+        CacheEntryFlags flags = options?.Flags ?? CacheEntryFlags.None;
+        IAsyncDisposable? lease = null;
+        try
+        {
             // 3. One node at a time across the fleet, when the distributed lock is on; a refresh too (its callers are
             // served the current value meanwhile), and for it only a value newer than the one it refreshes is an answer.
             if (_lock.Enabled)
@@ -189,8 +301,8 @@ internal sealed partial class MissPipeline
                 lease = outcome.Lease;
             }
 
-            // 4. The loader; the lock, if held, is released only once the result is stored. A flight replaced meanwhile
-            // lets go of its lock before it takes the current flight's result: that flight may be waiting for the lock.
+            // 4. The loader. A flight replaced meanwhile lets go of its lock before it takes the current flight's result:
+            // that flight may be waiting for the lock.
             LoaderGate gate = await EnterLoaderAsync(flight).ConfigureAwait(false);
             if (gate == LoaderGate.Entered)
             {
@@ -285,6 +397,6 @@ internal sealed partial class MissPipeline
     /// <summary>An early refresh, started on the thread pool so no part of the loader runs on the hitting caller's thread.</summary>
     private sealed class RefreshWork<TState, T>(MissPipeline pipeline, Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T> current)
     {
-        public Task RunAsync() => pipeline.RunAsync(flight, state, loader, options, pipeline._settings.Resolve(options), hint: null, refreshOf: current);
+        public Task RunAsync() => pipeline.RunAsync(flight, state, loader, options, hint: null, refreshOf: current);
     }
 }
