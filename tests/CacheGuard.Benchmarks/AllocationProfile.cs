@@ -8,20 +8,20 @@ namespace CacheGuard.Benchmarks;
 /// about every 100 KB allocated, naming the type of the object that crossed the mark), heard in process by an
 /// <see cref="EventListener"/>. Over many hits the samples are proportional to the bytes each type takes. Run as
 /// <c>dotnet run -c Release --project tests/CacheGuard.Benchmarks -- --profile-l2-hit</c> (needs redis-server): raw
-/// <c>RedisCache.GetAsync</c> + System.Text.Json, then CacheGuard, each reading from L2 only, 64 callers.
+/// <c>RedisCache.GetAsync</c> + System.Text.Json, then CacheGuard, each reading from L2 only, with 64 callers (or as
+/// many as follow the option).
 /// </summary>
 internal static class AllocationProfile
 {
-    private const int Callers = 64;
     private const int Hits = 200_000;
 
-    public static async Task RunAsync(TextWriter log)
+    public static async Task RunAsync(TextWriter log, int callers)
     {
         await using RedisServer server = await RedisServer.StartAsync().ConfigureAwait(false);
         foreach (string library in (string[])[Library.Raw, Library.CacheGuard])
         {
             await using RedisSubject subject = RedisSubject.Create(library, server.Configuration);
-            string[] keys = [.. Enumerable.Range(0, Callers).Select(i => "profile:" + i.ToString(CultureInfo.InvariantCulture))];
+            string[] keys = [.. Enumerable.Range(0, callers).Select(i => "profile:" + i.ToString(CultureInfo.InvariantCulture))];
             foreach (string key in keys)
             {
                 await subject.SetAsync(key, Product.Create(7)).ConfigureAwait(false);
@@ -33,7 +33,7 @@ internal static class AllocationProfile
             await HitAsync(subject, keys, Hits).ConfigureAwait(false);
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - before;
             listener.Dispose();
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"## {subject.Name}: {bytes / (double)Hits:0} B per L2 hit ({Hits:N0} hits, {Callers} callers), by type (sampled):"));
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"## {subject.Name}: {bytes / (double)Hits:0} B per L2 hit ({Hits:N0} hits, {callers} callers), by type (sampled):"));
             Dictionary<string, long> types = listener.Snapshot();
             long sampled = types.Values.Sum();
             foreach ((string type, long amount) in types.OrderByDescending(t => t.Value).Take(20))

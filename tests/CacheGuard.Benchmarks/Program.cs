@@ -14,10 +14,12 @@ using CacheGuard.Benchmarks;
 // --filter PATTERN... selects by full name, as BenchmarkDotNet does: BenchmarkDotNet classes by method
 // (CacheGuard.Benchmarks.L1HitBenchmarks.*), and "CacheGuard.Benchmarks.Stampede", "CacheGuard.Benchmarks.GoSingleFlight",
 // "CacheGuard.Benchmarks.Redis.Throughput", ".Redis.L2Hit", ".Redis.ColdBatch", ".Redis.ThreeNodes", ".Redis.Outage" (redis-server needed).
-// --profile-l2-hit: where an L2 hit's bytes go, by type (AllocationProfile.cs); prints and exits.
-if (args.Contains("--profile-l2-hit"))
+// --profile-l2-hit [callers]: where an L2 hit's bytes go, by type (AllocationProfile.cs), 64 callers unless given; prints and exits.
+int profileAt = Array.IndexOf(args, "--profile-l2-hit");
+if (profileAt >= 0)
 {
-    await AllocationProfile.RunAsync(Console.Out);
+    int callers = profileAt + 1 < args.Length && int.TryParse(args[profileAt + 1], System.Globalization.CultureInfo.InvariantCulture, out int given) && given > 0 ? given : 64;
+    await AllocationProfile.RunAsync(Console.Out, callers);
     return 0;
 }
 

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace CacheGuard.Internal;
 
 /// <summary>Where a flight is in its life: the one state every rule about joining and completing reads.</summary>
-internal enum FlightState
+internal enum FlightState : byte
 {
     /// <summary>Running: joinable while current.</summary>
     Running,
@@ -19,7 +19,7 @@ internal enum FlightState
 }
 
 /// <summary>Where a flight is with its loader, for the one-loader-per-key rule.</summary>
-internal enum LoaderStage
+internal enum LoaderStage : byte
 {
     NotStarted,
     Running,
@@ -63,24 +63,62 @@ internal abstract class Flight<TKey>
 
     internal LoaderStage Loader; // guarded
 
-    internal Flight<TKey>? Predecessor; // guarded: the replaced flight whose loader must finish before this one's starts
-
-    internal TaskCompletionSource? LoaderFinished; // guarded: created by a successor that waits for this flight's loader
-
     internal int Waiters; // guarded: callers that joined, the leader included
-
-    internal int Cancelled; // guarded: waiters whose token fired
 
     internal bool Pinned; // guarded: a waiter that cannot cancel joined, so the work is never cancelled
 
     /// <summary>The task running the flight's stages, once it went asynchronous (so it can be tracked as background work).</summary>
     internal Task? Run;
 
-    /// <summary>1 once the flight's run is tracked as background work (its callers stopped waiting).</summary>
-    internal int Backgrounded;
+    private FlightExtras<TKey>? _extras;
 
-    /// <summary>1 once a caller's hard timeout was counted for this flight.</summary>
-    internal int TimedOut;
+    /// <summary>Gets the flight's rarely needed fields, created on first use (safely from any thread).</summary>
+    private protected FlightExtras<TKey> Extras => Volatile.Read(ref _extras) ?? CreateExtras();
+
+    private FlightExtras<TKey> CreateExtras()
+    {
+        var created = new FlightExtras<TKey>();
+        return Interlocked.CompareExchange(ref _extras, created, null) ?? created;
+    }
+
+    /// <summary>Gets the rarely needed fields if any were set, without creating them.</summary>
+    private protected FlightExtras<TKey>? ExtrasIfAny => Volatile.Read(ref _extras);
+
+    /// <summary>Gets or sets the replaced flight whose loader must finish before this one's starts (guarded).</summary>
+    internal Flight<TKey>? Predecessor
+    {
+        get => ExtrasIfAny?.Predecessor;
+        set
+        {
+            if (value is not null || ExtrasIfAny is not null)
+            {
+                Extras.Predecessor = value;
+            }
+        }
+    }
+
+    /// <summary>Gets or sets the signal a successor waits on for this flight's loader to finish (guarded).</summary>
+    internal TaskCompletionSource? LoaderFinished
+    {
+        get => ExtrasIfAny?.LoaderFinished;
+        set => Extras.LoaderFinished = value;
+    }
+
+    /// <summary>Gets or sets how many waiters' tokens fired (guarded).</summary>
+    internal int Cancelled
+    {
+        get => ExtrasIfAny?.Cancelled ?? 0;
+        set => Extras.Cancelled = value;
+    }
+
+    /// <summary>Gets whether the flight's run is tracked as background work (its callers stopped waiting).</summary>
+    internal bool IsBackgrounded => ExtrasIfAny is { } extras && Volatile.Read(ref extras.Backgrounded) == 1;
+
+    /// <summary>Marks the flight's run as background work; <see langword="true"/> only the first time.</summary>
+    internal bool MarkBackgrounded() => Interlocked.Exchange(ref Extras.Backgrounded, 1) == 0;
+
+    /// <summary>Marks that a caller's hard timeout was counted for this flight; <see langword="true"/> only the first time.</summary>
+    internal bool MarkTimedOut() => Interlocked.Exchange(ref Extras.TimedOut, 1) == 0;
 
     /// <summary>Gets the type of value this flight produces.</summary>
     public abstract Type ValueType { get; }
@@ -106,18 +144,19 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
     internal TaskCompletionSource<T>? Completion; // guarded
 
     /// <summary>Gets the value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
-    public CacheItem<T>? Stale { get; private set; }
+    public CacheItem<T>? Stale => (CacheItem<T>?)ExtrasIfAny?.Stale;
 
     /// <summary>Gets the last moment <see cref="Stale"/> may be served, in UTC ticks.</summary>
-    public long StaleUntilTicks { get; private set; }
+    public long StaleUntilTicks => ExtrasIfAny?.StaleUntilTicks ?? 0;
 
     /// <summary>Offers a stand-in, servable until <paramref name="untilTicks"/>; the first one offered is kept.</summary>
     public void OfferStale(CacheItem<T> item, long untilTicks)
     {
-        if (Stale is null)
+        FlightExtras<TKey> extras = Extras;
+        if (extras.Stale is null)
         {
-            StaleUntilTicks = untilTicks;
-            Stale = item;
+            extras.StaleUntilTicks = untilTicks;
+            Volatile.Write(ref extras.Stale, item); // after its window: a reader that sees the item sees the window
         }
     }
 
@@ -195,4 +234,27 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
         AggregateException aggregate = task.Exception!;
         return aggregate.InnerExceptions.Count == 1 ? aggregate.InnerExceptions[0] : aggregate;
     }
+}
+
+/// <summary>
+/// The fields of a <see cref="Flight{TKey}"/> that only some flights need (a replaced predecessor, cancelled waiters,
+/// timeouts, a stale stand-in): apart, so the flight of a plain miss stays small. Those marked "guarded" follow the
+/// flight's stripe lock, as they would on the flight.
+/// </summary>
+internal sealed class FlightExtras<TKey>
+    where TKey : notnull
+{
+    internal Flight<TKey>? Predecessor; // guarded
+
+    internal TaskCompletionSource? LoaderFinished; // guarded
+
+    internal int Cancelled; // guarded
+
+    internal int Backgrounded;
+
+    internal int TimedOut;
+
+    internal CacheItem? Stale;
+
+    internal long StaleUntilTicks;
 }

@@ -105,7 +105,7 @@ internal sealed partial class MissPipeline
             _metrics.LoaderTimeout();
             foreach (Flight<string, T> flight in flights)
             {
-                Interlocked.Exchange(ref flight.TimedOut, 1);
+                flight.MarkTimedOut();
                 FailOrServeStale(flight, policy, flags, "hard_timeout", HardTimeout(flight.Key, policy), null);
             }
 

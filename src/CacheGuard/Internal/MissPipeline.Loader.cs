@@ -72,7 +72,7 @@ internal sealed partial class MissPipeline
                 // No background completion: the loader is cancelled at the hard timeout and every caller gets the outcome now.
                 activity?.Dispose();
                 await abandon.CancelAsync().ConfigureAwait(false);
-                if (Interlocked.Exchange(ref flight.TimedOut, 1) == 0)
+                if (flight.MarkTimedOut())
                 {
                     _metrics.LoaderTimeout();
                 }
@@ -92,7 +92,7 @@ internal sealed partial class MissPipeline
             {
                 _metrics.LoaderError();
                 string logKey = _settings.LogKey(key);
-                if (Volatile.Read(ref flight.Backgrounded) == 1)
+                if (flight.IsBackgrounded)
                 {
                     Log.BackgroundLoadFailed(_logger, _settings.Name, logKey, ex);
                 }
@@ -252,7 +252,7 @@ internal sealed partial class MissPipeline
             if (!result.IsCompleted)
             {
                 // This caller stops waiting; the load goes on for the cache's sake, and later callers join it.
-                if (Interlocked.Exchange(ref flight.TimedOut, 1) == 0)
+                if (flight.MarkTimedOut())
                 {
                     _metrics.LoaderTimeout();
                 }

@@ -388,7 +388,7 @@ internal sealed partial class MissPipeline
     /// <summary>Counts a flight's run as background work, once: its callers stopped waiting and it goes on for the cache's sake.</summary>
     private void TrackInBackground<T>(Flight<string, T> flight)
     {
-        if (flight.Run is { } run && Interlocked.Exchange(ref flight.Backgrounded, 1) == 0)
+        if (flight.Run is { } run && flight.MarkBackgrounded())
         {
             _background.Track(run, flight.Key);
         }
