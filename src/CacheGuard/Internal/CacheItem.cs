@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace CacheGuard.Internal;
 
 /// <summary>
@@ -89,9 +91,10 @@ internal static class L1Slot
     /// <summary>Reads a plain entry as <typeparamref name="T"/>; false for an item or another type.</summary>
     public static bool TryPlain<T>(object found, out T value)
     {
-        if (found is T plain && found.GetType() == typeof(T))
+        if (found.GetType() == typeof(T))
         {
-            value = plain;
+            // Exactly T (one check, the common case): a reference needs no further cast, a struct is unboxed.
+            value = typeof(T).IsValueType ? (T)found : Unsafe.As<object, T>(ref found);
             return true;
         }
 

@@ -152,18 +152,19 @@ internal sealed class DefaultCoalescingCache : ICoalescingCache, ICacheInvalidat
                 return AfterAllCheckAsync(this, key, state, loader, options, cancellationToken);
             }
 
-            if (found is not CacheItem<T> item)
+            // A plain entry first: the common case, one type check.
+            if (L1Slot.TryPlain(found!, out T value))
             {
-                if (L1Slot.TryPlain(found!, out T value))
+                if (_metrics.Hits.Enabled)
                 {
-                    if (_metrics.Hits.Enabled)
-                    {
-                        _metrics.HitL1();
-                    }
-
-                    return new ValueTask<T>(value);
+                    _metrics.HitL1();
                 }
 
+                return new ValueTask<T>(value);
+            }
+
+            if (found is not CacheItem<T> item)
+            {
                 return _misses.GetOrLoadAsync(key, state, loader, options, found, cancellationToken);
             }
 
