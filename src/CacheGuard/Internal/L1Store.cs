@@ -33,21 +33,13 @@ internal sealed class L1Store : IDisposable
 
     public void Clear() => _cache.Clear();
 
-    /// <summary>Places a plain entry's value for <paramref name="lifetime"/>.</summary>
-    public void SetPlain<T>(string key, T value, TimeSpan lifetime)
-    {
-        if (lifetime > TimeSpan.Zero)
-        {
-            Set(key, L1Slot.Wrap(value), lifetime);
-        }
-    }
-
     /// <summary>
-    /// Places an item with the bookkeeping its hits need: fresh for <paramref name="localLifetime"/> (never past its L2
-    /// expiry), then, with fail-safe, kept as a stand-in until its logical expiry plus FailSafeMaxDuration.
+    /// Places an entry with the bookkeeping its hits need: fresh for <paramref name="localLifetime"/> (never past its L2
+    /// expiry), then, with fail-safe, kept as a stand-in until its logical expiry plus FailSafeMaxDuration. An entry whose
+    /// hits check nothing is stored as its plain value; only one that needs checks becomes an item.
     /// </summary>
     /// <param name="key">The key.</param>
-    /// <param name="item">The value and its times.</param>
+    /// <param name="entry">The value and its times.</param>
     /// <param name="policy">The entry's policy (fail-safe, early refresh).</param>
     /// <param name="localLifetime">How long this copy is fresh.</param>
     /// <param name="now">The current time, in UTC ticks.</param>
@@ -55,10 +47,10 @@ internal sealed class L1Store : IDisposable
     /// A stale value re-armed by fail-safe: fresh for <paramref name="localLifetime"/> (the throttle) past its logical expiry,
     /// but never past that expiry plus FailSafeMaxDuration, however often it is re-armed.
     /// </param>
-    public void SetItem<T>(string key, CacheItem<T> item, in Policy policy, TimeSpan localLifetime, long now, bool rearm = false)
+    public void Place<T>(string key, in L1Entry<T> entry, in Policy policy, TimeSpan localLifetime, long now, bool rearm = false)
     {
-        long staleUntil = policy.FailSafe ? item.ExpiresTicks + policy.FailSafeMax.Ticks : item.ExpiresTicks;
-        long localExpires = Math.Min(now + localLifetime.Ticks, rearm ? staleUntil : item.ExpiresTicks);
+        long staleUntil = policy.FailSafe ? entry.ExpiresTicks + policy.FailSafeMax.Ticks : entry.ExpiresTicks;
+        long localExpires = Math.Min(now + localLifetime.Ticks, rearm ? staleUntil : entry.ExpiresTicks);
         staleUntil = Math.Max(staleUntil, localExpires);
         long physicalEnd = Math.Max(localExpires, staleUntil);
         if (physicalEnd <= now)
@@ -66,18 +58,18 @@ internal sealed class L1Store : IDisposable
             return;
         }
 
-        if (item.Tags is null && !policy.NeedsItem)
+        if (entry.Tags is null && !policy.NeedsItem)
         {
             if (localExpires > now)
             {
-                Set(key, L1Slot.Wrap(item.Value), TimeSpan.FromTicks(localExpires - now));
+                Set(key, L1Slot.Wrap(entry.Value), TimeSpan.FromTicks(localExpires - now));
             }
 
             return;
         }
 
-        // The state belongs to one L1 copy: an item already placed (read back from L1) is copied, a new one is used as it is.
-        CacheItem<T> placed = item.State is null ? item : new CacheItem<T>(item.Value, item.CreatedTicks, item.ExpiresTicks, item.Tags, item.LoadDurationTicks);
+        // The state belongs to one L1 copy: an item already placed (read back from L1) is copied, any other is used as it is.
+        CacheItem<T> placed = entry.ToUnplacedItem();
         placed.Attach(new ItemState
         {
             LocalExpiresTicks = localExpires,
@@ -102,3 +94,51 @@ internal sealed class L1Store : IDisposable
         }
     }
 }
+
+/// <summary>
+/// A value on its way into L1: an item already made (read from L2, a stand-in, a write), or the parts of a loaded value,
+/// which become an item only where one is needed (L2, or an L1 entry whose hits check something): a plain miss stores
+/// its value and makes no item.
+/// </summary>
+internal readonly struct L1Entry<T>
+{
+    private readonly CacheItem<T>? _item;
+
+    public L1Entry(CacheItem<T> item)
+    {
+        _item = item;
+        Value = item.Value;
+        CreatedTicks = item.CreatedTicks;
+        ExpiresTicks = item.ExpiresTicks;
+        Tags = item.Tags;
+        LoadDurationTicks = item.LoadDurationTicks;
+    }
+
+    public L1Entry(T value, long createdTicks, long expiresTicks, string[]? tags, long loadDurationTicks)
+    {
+        Value = value;
+        CreatedTicks = createdTicks;
+        ExpiresTicks = expiresTicks;
+        Tags = tags;
+        LoadDurationTicks = loadDurationTicks;
+    }
+
+    public T Value { get; }
+
+    /// <summary>Gets when the work that produced the value started, in UTC ticks.</summary>
+    public long CreatedTicks { get; }
+
+    /// <summary>Gets the value's logical L2 expiry, in UTC ticks.</summary>
+    public long ExpiresTicks { get; }
+
+    public string[]? Tags { get; }
+
+    public long LoadDurationTicks { get; }
+
+    /// <summary>The entry as an item: the one it was made from, or a new one.</summary>
+    public CacheItem<T> ToItem() => _item ?? new CacheItem<T>(Value, CreatedTicks, ExpiresTicks, Tags, LoadDurationTicks);
+
+    /// <summary>The entry as an item no L1 copy has claimed yet: a placed item (it carries its copy's state) is copied.</summary>
+    public CacheItem<T> ToUnplacedItem() => _item is { State: null } unplaced ? unplaced : new CacheItem<T>(Value, CreatedTicks, ExpiresTicks, Tags, LoadDurationTicks);
+}
+

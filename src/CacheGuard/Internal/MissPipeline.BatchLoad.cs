@@ -149,8 +149,7 @@ internal sealed partial class MissPipeline
         {
             Lifetimes lifetimes = _settings.JitteredLifetimes(options?.Expiration, options?.LocalExpiration, options?.JitterRatio);
             long now = _settings.NowTicks;
-            CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, options?.Tags, took, now);
-            await _publisher.PublishLoadedAsync(flight.Key, flight.Ticket, item, policy, lifetimes, flags, now).ConfigureAwait(false);
+            await _publisher.PublishLoadedAsync(flight.Key, flight.Ticket, Loaded(flight.Ticket, value, lifetimes, options?.Tags, took, now), policy, lifetimes, flags, now).ConfigureAwait(false);
         }
         finally
         {

@@ -136,8 +136,7 @@ internal sealed partial class MissPipeline
                     : _settings.JitteredLifetimes(context.Expiration, context.LocalExpiration, options?.JitterRatio);
                 IReadOnlyList<string>? tags = context is null ? options?.Tags : context.Tags;
                 long now = _settings.NowTicks;
-                CacheItem<T> item = NewItem(flight.Ticket, value, lifetimes, tags, took, now);
-                await _publisher.PublishLoadedAsync(key, flight.Ticket, item, policy, lifetimes, flags, now).ConfigureAwait(false);
+                await _publisher.PublishLoadedAsync(key, flight.Ticket, Loaded(flight.Ticket, value, lifetimes, tags, took, now), policy, lifetimes, flags, now).ConfigureAwait(false);
             }
 
             if (exited)
@@ -188,11 +187,9 @@ internal sealed partial class MissPipeline
         flight.Complete(await current.WaitAsync(CancellationToken.None).ConfigureAwait(false));
     }
 
-    /// <summary>Makes the item a loaded value is stored as: created when its work started (so a tag invalidated meanwhile wins).</summary>
-    private static CacheItem<T> NewItem<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took, long now)
-    {
-        return new CacheItem<T>(value, Math.Min(ticket.StartedTicks, now), now + lifetimes.DistributedFor(value is null).Ticks, tags is { Count: > 0 } ? [.. tags] : null, took.Ticks);
-    }
+    /// <summary>What a loaded value is stored as: created when its work started (so a tag invalidated meanwhile wins).</summary>
+    private static L1Entry<T> Loaded<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took, long now) =>
+        new(value, Math.Min(ticket.StartedTicks, now), now + lifetimes.DistributedFor(value is null).Ticks, tags is { Count: > 0 } ? [.. tags] : null, took.Ticks);
 
     /// <summary>Hands a stale value to the flight's callers and re-arms it in L1 for the throttle, so a failing source is not hammered.</summary>
     private void ServeStale<T>(Flight<string, T> flight, CacheItem<T> stale, in Policy policy, CacheEntryFlags flags, string reason, Exception? error)

@@ -21,9 +21,12 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
     /// <param name="policy">The entry's policy.</param>
     /// <param name="localLifetime">How long the L1 copy is fresh.</param>
     /// <param name="flags">The call's flags: <see cref="CacheEntryFlags.DisableLocalCacheWrite"/> keeps it out of L1.</param>
-    /// <param name="rearm">A stale value re-armed by fail-safe (see <see cref="L1Store.SetItem{T}"/>).</param>
-    /// <param name="now">The current time in UTC ticks, when the caller has just read it; otherwise it is read here.</param>
-    public bool PublishLocal<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, bool rearm = false, long? now = null)
+    /// <param name="rearm">A stale value re-armed by fail-safe (see <see cref="L1Store.Place{T}"/>).</param>
+    public bool PublishLocal<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, bool rearm = false) =>
+        PublishLocal(key, ticket, new L1Entry<T>(item), policy, localLifetime, flags, settings.NowTicks, rearm);
+
+    /// <summary>Places an entry from work that started with <paramref name="ticket"/> in L1, if it may still land there: the one check every L1 write of a value passes.</summary>
+    private bool PublishLocal<T>(string key, in Ticket ticket, in L1Entry<T> entry, in Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, long now, bool rearm = false)
     {
         if ((flags & CacheEntryFlags.DisableLocalCacheWrite) != 0)
         {
@@ -32,12 +35,12 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
 
         lock (versions.LockOf(ticket))
         {
-            if (!Admissible(ticket, item))
+            if (!Admissible(ticket, entry.Tags))
             {
                 return false;
             }
 
-            l1.SetItem(key, item, policy, localLifetime, now ?? settings.NowTicks, rearm);
+            l1.Place(key, entry, policy, localLifetime, now, rearm);
             return true;
         }
     }
@@ -48,14 +51,14 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
     /// </summary>
     /// <param name="key">The key.</param>
     /// <param name="ticket">The versions the load started from.</param>
-    /// <param name="item">The value and its times.</param>
+    /// <param name="loaded">The value and its times.</param>
     /// <param name="policy">The entry's policy.</param>
     /// <param name="lifetimes">The entry's jittered lifetimes.</param>
     /// <param name="flags">The call's flags.</param>
     /// <param name="now">The current time in UTC ticks, just read by the caller (used unless the L2 write makes it old).</param>
-    public ValueTask PublishLoadedAsync<T>(string key, in Ticket ticket, CacheItem<T> item, in Policy policy, in Lifetimes lifetimes, CacheEntryFlags flags, long now)
+    public ValueTask PublishLoadedAsync<T>(string key, in Ticket ticket, in L1Entry<T> loaded, in Policy policy, in Lifetimes lifetimes, CacheEntryFlags flags, long now)
     {
-        bool notFound = item.Value is null;
+        bool notFound = loaded.Value is null;
         if (notFound && settings.NegativeExpiration == TimeSpan.Zero)
         {
             return default; // negative caching is off: absence is not remembered anywhere
@@ -66,17 +69,17 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
         horizon.Note(physical.Ticks);
         if (l2 is not null && (flags & CacheEntryFlags.DisableDistributedCacheWrite) == 0)
         {
-            return StoreThenPlaceAsync(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags, physical);
+            return StoreThenPlaceAsync(key, ticket, loaded.ToItem(), policy, lifetimes.LocalFor(notFound), flags, physical);
         }
 
         // A load is not announced: it changed nothing other nodes hold (only writes and removals are announced).
-        PublishLocal(key, ticket, item, policy, lifetimes.LocalFor(notFound), flags, now: now);
+        PublishLocal(key, ticket, loaded, policy, lifetimes.LocalFor(notFound), flags, now);
         return default;
     }
 
     private async ValueTask StoreThenPlaceAsync<T>(string key, Ticket ticket, CacheItem<T> item, Policy policy, TimeSpan localLifetime, CacheEntryFlags flags, TimeSpan physical)
     {
-        if (!Admissible(ticket, item))
+        if (!Admissible(ticket, item.Tags))
         {
             return;
         }
@@ -133,7 +136,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
             versions.BumpLocked(ticket);
             if (place && versions.IsAllCurrent(ticket) && (tags.IsEmpty || tags.Allows(item.Tags, ticket.StartedTicks)))
             {
-                l1.SetItem(key, item, policy, localLifetime, settings.NowTicks);
+                l1.Place(key, new L1Entry<T>(item), policy, localLifetime, settings.NowTicks);
             }
             else
             {
@@ -143,7 +146,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
     }
 
     /// <summary>Whether a value from work with <paramref name="ticket"/> may still land: its key, everything and its tags were not invalidated since.</summary>
-    private bool Admissible(in Ticket ticket, CacheItem item) => versions.IsCurrent(ticket) && (tags.IsEmpty || tags.Allows(item.Tags, ticket.StartedTicks));
+    private bool Admissible(in Ticket ticket, string[]? itemTags) => versions.IsCurrent(ticket) && (tags.IsEmpty || tags.Allows(itemTags, ticket.StartedTicks));
 
     /// <summary>
     /// Writes a loaded value to L2 in the key's turn. One that an invalidation overtook on its way is removed again in the
@@ -152,7 +155,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
     private async ValueTask<WriteOutcome> WriteL2Async<T>(string key, Ticket ticket, CacheItem<T> item, TimeSpan physical)
     {
         using KeyedSequencer.Turn turn = await l2!.Sequencer.EnterAsync(settings.Keys.Entry(key)).ConfigureAwait(false);
-        if (!Admissible(ticket, item))
+        if (!Admissible(ticket, item.Tags))
         {
             return WriteOutcome.Superseded;
         }
@@ -170,7 +173,7 @@ internal sealed class Publisher(CacheSettings settings, KeyVersions versions, L1
             return WriteOutcome.Dropped;
         }
 
-        if (!Admissible(ticket, item))
+        if (!Admissible(ticket, item.Tags))
         {
             await l2.RemoveAsync(key, CancellationToken.None).ConfigureAwait(false);
             return WriteOutcome.Superseded;
