@@ -55,10 +55,27 @@ internal sealed partial class MissPipeline
         return followers;
     }
 
-    /// <summary>Completes each replaced flight with the outcome of the flight it follows.</summary>
-    private static async Task FollowAsync<T>(List<(Flight<string, T> Flight, Flight<string, T> Current)> followers)
+    /// <summary>
+    /// Completes each replaced flight with the outcome of the flight it follows. All are followed at once, not one after
+    /// another: the flight one entry follows may itself be a replaced flight that a later entry completes (a chain
+    /// F → F′ → F″ when the flight started for F was replaced too), and waiting for it first would wait forever.
+    /// </summary>
+    private static Task FollowAsync<T>(List<(Flight<string, T> Flight, Flight<string, T> Current)> followers)
     {
-        foreach ((Flight<string, T> flight, Flight<string, T> current) in followers)
+        if (followers.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var follows = new Task[followers.Count];
+        for (int i = 0; i < follows.Length; i++)
+        {
+            follows[i] = FollowOneAsync(followers[i].Flight, followers[i].Current);
+        }
+
+        return Task.WhenAll(follows);
+
+        static async Task FollowOneAsync(Flight<string, T> flight, Flight<string, T> current)
         {
             try
             {

@@ -131,6 +131,31 @@ public class ModelRegressionTests
                     new GetStep(0, 2, LoaderMode.Gated, false), new AdvanceStep(3), new ReleaseLoaderStep(0, true, false), new AdvanceStep(1),
                 ]),
                 ModelProperty.StaleOnlyAsFailSafeAllows),
+
+            // Found by EveryCallCompletes on the rewritten core (20,000-run sweep): a batch's flight was replaced before its
+            // loader started, the flight it started instead was replaced too, and the batch followed the chain one link
+            // at a time, waiting for the middle flight before the step that completes it: the batch's caller never returned.
+            ["BatchFollowingAChainOfReplacedFlights"] = (
+                new ModelProgram(
+                    new ModelConfig([new KeyPolicy(false, false, false, 1, false), new KeyPolicy(true, false, false, 2, false)], HasL2: true, SecondNode: false, BackgroundCompletion: true, ShortLocalLifetime: false),
+                    [
+                        new L2ModeStep(L2Mode.Slow, true),
+                        new GetStep(0, 0, LoaderMode.Gated, false),
+                        new InvalidateStep(0, InvalidationTag.B, false),
+                        new TryGetStep(1, 2, false),
+                        new WriteStep(0, 2, WriteKind.Remove, false),
+                        new GetManyStep(1, 15, LoaderMode.Gated, false),
+                        new TryGetStep(0, 0, false),
+                        new L2ModeStep(L2Mode.Slow, false),
+                        new GetStep(1, 3, LoaderMode.Gated, true),
+                        new WriteStep(1, 0, WriteKind.Remove, true),
+                        new AdvanceStep(4),
+                        new WriteStep(1, 0, WriteKind.Set, true),
+                        new GetStep(0, 3, LoaderMode.Gated, true),
+                        new AdvanceStep(7),
+                        new GetManyStep(0, 4, LoaderMode.Throws, false),
+                    ]),
+                ModelProperty.EveryCallCompletes),
         };
     }
 }
