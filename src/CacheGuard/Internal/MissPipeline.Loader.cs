@@ -3,11 +3,68 @@ using System.Diagnostics;
 namespace CacheGuard.Internal;
 
 /// <summary>
-/// The loader stage, and what callers get when it is slow or fails: the loaded value (published, then the flight
-/// completes), a stale value (fail-safe or a soft timeout), or the loader's exception / a <see cref="TimeoutException"/>.
+/// The lock and loader stages, and what callers get when the loader is slow or fails: the loaded value (published,
+/// then the flight completes), a stale value (fail-safe or a soft timeout), or the loader's exception / a
+/// <see cref="TimeoutException"/>.
 /// </summary>
 internal sealed partial class MissPipeline
 {
+    /// <summary>3 and 4: the distributed lock when it is on, then the loader; the lock, if held, is released only once the result is stored.</summary>
+    private async Task LockAndLoadAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options, CacheItem<T>? refreshOf)
+    {
+        string key = flight.Key;
+        Policy policy = _settings.Resolve(options);
+        CacheEntryFlags flags = options?.Flags ?? CacheEntryFlags.None;
+        IAsyncDisposable? lease = null;
+        try
+        {
+            // 3. One node at a time across the fleet, when the distributed lock is on; a refresh too (its callers are
+            // served the current value meanwhile), and for it only a value newer than the one it refreshes is an answer.
+            if (_lock.Enabled)
+            {
+                LockOutcome<T> outcome = await _lock.AcquireOrAwaitAsync<T>(key, refreshOf?.CreatedTicks ?? long.MinValue).ConfigureAwait(false);
+                if (outcome.Found is { } fromOwner)
+                {
+                    CompleteFromL2(flight, fromOwner, options, policy, flags);
+                    return;
+                }
+
+                lease = outcome.Lease;
+            }
+
+            // 4. The loader. A flight replaced meanwhile lets go of its lock before it takes the current flight's result:
+            // that flight may be waiting for the lock.
+            LoaderGate gate = await EnterLoaderAsync(flight).ConfigureAwait(false);
+            if (gate == LoaderGate.Entered)
+            {
+                await LoadAsync(flight, state, loader, options, policy, flags).ConfigureAwait(false);
+            }
+            else if (gate == LoaderGate.Replaced)
+            {
+                if (lease is not null)
+                {
+                    await _lock.ReleaseAsync(lease, key).ConfigureAwait(false);
+                    lease = null;
+                }
+
+                await FollowCurrentAsync(flight, state, loader, options, policy).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+        }
+        finally
+        {
+            if (lease is not null)
+            {
+                await _lock.ReleaseAsync(lease, key).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>
     /// Lets the flight into the loader stage (one loader per key): <see langword="false"/> when every caller left, or when
     /// another flight replaced this one (its callers then take that flight's result: <see cref="FollowCurrentAsync"/>,
