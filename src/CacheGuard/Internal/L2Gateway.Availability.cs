@@ -14,12 +14,12 @@ internal sealed partial class L2Gateway : IDisposable
 {
     private readonly CircuitBreaker _breaker;
     private readonly IDistributedCacheHealth? _health;
-    private readonly ConcurrentDictionary<string, PendingWrite> _pending = new(StringComparer.Ordinal);
+    private readonly CountedMap<PendingWrite> _pending = new();
 
     // Loads stored and writes replayed lately (their creation time), kept only when another node may announce a write of
     // the same key just after this node's write reached L2 over it. See TakeRecentWrite.
     private readonly ConcurrentDictionary<string, RecentWrite>? _recent;
-    private readonly ConcurrentDictionary<string, RecentWrite> _ownChanges = new(StringComparer.Ordinal);
+    private readonly CountedMap<RecentWrite> _ownChanges = new();
     private int _recentAdded;
     private int _ownChangesAdded;
     private int _replaying;
@@ -58,7 +58,7 @@ internal sealed partial class L2Gateway : IDisposable
     public void NoteOwnChange(string key, long createdTicks)
     {
         long now = _settings.Time.GetTimestamp();
-        _ownChanges[key] = new RecentWrite(now, createdTicks);
+        _ownChanges.Set(key, new RecentWrite(now, createdTicks));
         if (Interlocked.Increment(ref _ownChangesAdded) % 1024 == 0)
         {
             foreach (KeyValuePair<string, RecentWrite> pair in _ownChanges)
@@ -73,7 +73,7 @@ internal sealed partial class L2Gateway : IDisposable
 
     /// <summary>An item read from L2, unless it is older than this node's own recent write or removal of the key (then a miss).</summary>
     private CacheItem<T>? OlderThanOwnChange<T>(string key, CacheItem<T>? item) =>
-        item is not null && !_ownChanges.IsEmpty && _ownChanges.TryGetValue(key, out RecentWrite own)
+        item is not null && _ownChanges.MayHaveEntries && _ownChanges.TryGetValue(key, out RecentWrite own)
             && item.CreatedTicks < own.CreatedTicks && _settings.Time.GetElapsedTime(own.WrittenAt) <= _settings.L2Timeout * 2
             ? null
             : item;
@@ -127,7 +127,7 @@ internal sealed partial class L2Gateway : IDisposable
     }
 
     /// <summary>Whether a write or removal of this key waits for replay: what L2 holds for it is older than what this node wrote.</summary>
-    private bool HasPending(string l2Key) => !_pending.IsEmpty && _pending.ContainsKey(l2Key);
+    private bool HasPending(string l2Key) => _pending.MayHaveEntries && _pending.ContainsKey(l2Key);
 
     /// <summary>Whether an L2 call may go ahead now: the client says it is connected and the breaker lets it through.</summary>
     private bool Allowed()
@@ -150,7 +150,7 @@ internal sealed partial class L2Gateway : IDisposable
             Log.L2Recovered(_logger, _settings.Name);
         }
 
-        if (!_pending.IsEmpty && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
+        if (_pending.MayHaveEntries && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
         {
             _background.Track(ReplayAsync(), "(pending writes)");
         }
@@ -247,7 +247,7 @@ internal sealed partial class L2Gateway : IDisposable
         if (_health is { IsAvailable: true })
         {
             Report(_breaker.Reset());
-            if (!_pending.IsEmpty && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
+            if (_pending.MayHaveEntries && Interlocked.CompareExchange(ref _replaying, 1, 0) == 0)
             {
                 _background.Track(ReplayAsync(), "(pending writes)");
             }

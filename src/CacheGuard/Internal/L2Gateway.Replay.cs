@@ -23,7 +23,7 @@ internal sealed partial class L2Gateway
             return false;
         }
 
-        _pending[l2Key] = write with { Key = key };
+        _pending.Set(l2Key, write with { Key = key });
         return true;
     }
 

@@ -180,7 +180,7 @@ internal sealed partial class L2Gateway
         // A key with a write of this node's queued when the read goes out is a miss even if the write lands before the
         // answer comes back: the answer may predate it.
         bool[]? queued = null;
-        if (!_pending.IsEmpty)
+        if (_pending.MayHaveEntries)
         {
             for (int i = 0; i < l2Keys.Length; i++)
             {

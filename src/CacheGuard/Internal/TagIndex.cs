@@ -25,7 +25,7 @@ internal sealed class TagIndex : IDisposable
     private readonly CacheSettings _settings;
     private readonly L2Gateway? _l2;
     private readonly Action _onRemoteInvalidateAll;
-    private readonly ConcurrentDictionary<string, TagState> _tags = new(StringComparer.Ordinal);
+    private readonly CountedMap<TagState> _tags = new();
     private readonly ConcurrentDictionary<string, Task> _reads = new(StringComparer.Ordinal);
     private readonly TagState _all = new();
     private readonly ITimer? _allTimer;
@@ -55,7 +55,7 @@ internal sealed class TagIndex : IDisposable
     public int Count => _tags.Count;
 
     /// <summary>Gets whether any tag (or everything) was ever invalidated or checked here: when not, no entry can be invalid.</summary>
-    public bool IsEmpty => _tags.IsEmpty && _all.InvalidatedTicks == long.MinValue;
+    public bool IsEmpty => !_tags.MayHaveEntries && _all.InvalidatedTicks == long.MinValue;
 
     /// <summary>Whether, as far as this node knows, none of <paramref name="tags"/> nor everything was invalidated at or after <paramref name="createdTicks"/>.</summary>
     public bool Allows(string[]? tags, long createdTicks)
