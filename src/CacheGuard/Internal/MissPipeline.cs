@@ -6,7 +6,8 @@ namespace CacheGuard.Internal;
 /// The miss path. One flight per key runs the stages L1 re-check → L2 → distributed lock → loader, and every stage that
 /// ends with a value hands it to the <see cref="Publisher"/> (the one step that decides whether it may land) before it
 /// completes the flight. Callers wait for the flight, each within its own soft and hard timeouts. This file: entry,
-/// early refresh, the stages before the loader; <c>.Loader.cs</c>: the loader stage, fail-safe and timeouts;
+/// early refresh, the stages before the loader; <c>.L2.cs</c>: the L2 stage; <c>.Loader.cs</c>: the lock and loader stages;
+/// <c>.Waiting.cs</c>: callers' waits, fail-safe and timeouts;
 /// <c>.Batch.cs</c> and <c>.Lookup.cs</c>: many keys at once, and lookups without a loader.
 /// </summary>
 internal sealed partial class MissPipeline
