@@ -8,28 +8,21 @@ internal sealed class CircuitBreaker(int threshold, TimeSpan window, TimeSpan du
 {
     private readonly Lock _gate = new();
     private readonly Queue<long> _failures = new(); // guarded: failure times within the window
-    private BreakerState _state; // guarded
+    private volatile BreakerState _state; // written under _gate; read without it where a moment-old state is as good (see AllowCall)
     private long _openUntil; // guarded
 
     public bool Enabled { get; } = duration > TimeSpan.Zero;
 
-    public BreakerState State
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _state;
-            }
-        }
-    }
+    public BreakerState State => _state;
 
     /// <summary>Whether an L2 call may go ahead now; when the breaker is open, the one probe is allowed once it is due.</summary>
     public bool AllowCall(out BreakerTransition transition)
     {
         transition = BreakerTransition.None;
-        if (!Enabled)
+        if (!Enabled || _state == BreakerState.Closed)
         {
+            // Closed: no lock, so the calls of a healthy L2 do not queue on one. A call let through just as another's
+            // failure opens the breaker is one more call in flight at that moment, as if it had started a moment earlier.
             return true;
         }
 
@@ -53,8 +46,9 @@ internal sealed class CircuitBreaker(int threshold, TimeSpan window, TimeSpan du
 
     public BreakerTransition OnSuccess()
     {
-        if (!Enabled)
+        if (!Enabled || _state != BreakerState.HalfOpen)
         {
+            // Only a half-open breaker changes on success: the lock is taken only then.
             return BreakerTransition.None;
         }
 
