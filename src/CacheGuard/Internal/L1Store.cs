@@ -18,8 +18,10 @@ internal sealed class L1Store : IDisposable
         _sized = sizeLimit is not null;
         _cache = new MemoryCache(new MemoryCacheOptions
         {
+            // On the system clock MemoryCache reads DateTime.UtcNow itself, as it does with no clock set: the same time,
+            // without two calls through interfaces on every lookup (every hit reads the clock).
 #pragma warning disable CS0618 // MemoryCache still reads its time from ISystemClock.
-            Clock = new TimeProviderClock(time),
+            Clock = ReferenceEquals(time, TimeProvider.System) ? null : new TimeProviderClock(time),
 #pragma warning restore CS0618
             SizeLimit = sizeLimit,
         });
