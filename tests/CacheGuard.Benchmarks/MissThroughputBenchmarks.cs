@@ -31,6 +31,7 @@ public class MissThroughputBenchmarks
     private static readonly Product Value = Product.Create(42);
     private string[] _keys = [];
     private MemoryCache? _memory;
+    private BareSingleFlight<Product>? _bare;
     private ServiceProvider? _services;
     private ICoalescingCache? _cacheGuard;
     private HybridCache? _hybrid;
@@ -63,6 +64,22 @@ public class MissThroughputBenchmarks
         Check(_memory!.Count == Keys, $"every key is cached once (count {_memory.Count})");
         _memory.Dispose();
         _memory = null;
+    }
+
+    [IterationSetup(Target = nameof(BareSingleFlight_Miss))]
+    public void SetupBare()
+    {
+        _memory = new MemoryCache(new MemoryCacheOptions());
+        _bare = new BareSingleFlight<Product>(_memory, Peers.L1Expiration);
+    }
+
+    [IterationCleanup(Target = nameof(BareSingleFlight_Miss))]
+    public void CleanupBare()
+    {
+        Check(_memory!.Count == Keys, $"every key is cached once (count {_memory.Count})");
+        _memory.Dispose();
+        _memory = null;
+        _bare = null;
     }
 
     [IterationSetup(Target = nameof(CacheGuard_Miss))]
@@ -106,6 +123,18 @@ public class MissThroughputBenchmarks
             {
                 memory.Set(keys[i], Value, Peers.L1Expiration);
             }
+        }
+    });
+
+    /// <summary>A reference, not a peer: cache-aside plus the least a working singleflight does (<see cref="BareSingleFlight{T}"/>).</summary>
+    [Benchmark]
+    public void BareSingleFlight_Miss() => RunWorkers(static (self, from, to) =>
+    {
+        BareSingleFlight<Product> bare = self._bare!;
+        string[] keys = self._keys;
+        for (int i = from; i < to; i++)
+        {
+            _ = bare.GetOrLoadAsync(keys[i], static _ => Task.FromResult(Value)).GetAwaiter().GetResult();
         }
     });
 
