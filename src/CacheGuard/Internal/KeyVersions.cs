@@ -10,11 +10,14 @@ namespace CacheGuard.Internal;
 /// <remarks>
 /// Versions are kept per stripe (a hash of the key), not per key, so memory is fixed whatever the number of keys. Two
 /// keys sharing a stripe make each other's work look superseded: such a value is returned to its callers but not cached,
-/// which costs a reload and is never wrong. With <see cref="SlotCount"/> stripes that is rare.
+/// which costs a reload and is never wrong: a load that overlaps one invalidation of another key is kept out of the
+/// cache with probability 1 / <see cref="SlotCount"/>. The count trades that against speed: every miss reads its key's
+/// version at a random place in the array, and at 4,096 versions (32 KB) the array stays in the processor's cache where
+/// 16,384 (128 KB) did not (measured: capturing a ticket fell from 6.5 % to 2.5 % of a miss's samples).
 /// </remarks>
 internal sealed class KeyVersions
 {
-    private const int SlotCount = 1 << 14;
+    private const int SlotCount = 1 << 12;
     private const int LockCount = 1 << 8;
 
     private readonly long[] _versions = new long[SlotCount]; // each written only under its stripe's lock
