@@ -144,6 +144,48 @@ public class SoakFindingsTests
     }
 
     /// <summary>
+    /// Soak, seeds 3 and 42: after a Redis fault, hot keys stalled on every node for LoaderHardTimeout with no load of them
+    /// at all. A batch waiting for two other owners took over the lock of the first key whose owner left no value, then
+    /// held it (renewed, unloaded) until the other owner had finished too: seconds, up to DistributedLoadLockTimeout when
+    /// that owner was another batch doing the same. A batch now loads and releases each key as soon as it takes it over.
+    /// </summary>
+    [Test]
+    public async Task ABatch_LoadsAKeyItTookOver_WithoutWaitingForTheOtherOwners()
+    {
+        var time = new FakeTimeProvider();
+        var l2 = new FakeDistributedCache(time);
+        var locks = new InMemoryLoadLock();
+        var options = new CoalescingCacheOptions { Name = "batch-locks", JitterRatio = 0, DistributedLoadLock = true };
+        using var cache = new DefaultCoalescingCache(options, l2, time, loadLock: locks);
+        using var otherNode = TestCaches.Create(o => o.JitterRatio = 0, l2: l2, time: time);
+        const string lockK1 = "__cacheguard:lock:0::k1";
+        const string lockK2 = "__cacheguard:lock:0::k2";
+        IAsyncDisposable ownerOfK1 = (await locks.TryAcquireAsync(lockK1, CancellationToken.None))!;
+        IAsyncDisposable ownerOfK2 = (await locks.TryAcquireAsync(lockK2, CancellationToken.None))!;
+
+        var asked = new ConcurrentQueue<string[]>();
+        Task<IReadOnlyDictionary<string, string>> batch = cache.GetOrLoadManyAsync(["k1", "k2"], (keys, _) =>
+        {
+            asked.Enqueue([.. keys]);
+            return Task.FromResult<IReadOnlyDictionary<string, string>>(keys.ToDictionary(k => k, k => "loaded " + k));
+        }).AsTask();
+        await TestCaches.Until(() => locks.Waiting == 2, "the batch waits for both owners");
+
+        await ownerOfK1.DisposeAsync(); // k1's owner leaves without a value: the batch takes its lock over
+        await TestCaches.Until(() => !asked.IsEmpty && !locks.IsHeld(lockK1), "the batch loads k1 and lets its lock go");
+        Assert.That(asked.Single(), Is.EqualTo(new[] { "k1" }), "k1 loaded while another node still holds k2's lock");
+        Assert.That(locks.IsHeld(lockK2), Is.True, "k2's owner was still loading");
+
+        await otherNode.SetAsync("k2", "the owner's value"); // k2's owner stores its result, then releases
+        await ownerOfK2.DisposeAsync();
+        IReadOnlyDictionary<string, string> result = await batch.WaitAsync(Guard);
+
+        Assert.That(result, Is.EquivalentTo(new Dictionary<string, string> { ["k1"] = "loaded k1", ["k2"] = "the owner's value" }));
+        Assert.That(asked, Has.Count.EqualTo(1), "k2 came from its owner, not from a load");
+        Assert.That(locks.IsHeld(lockK1) || locks.IsHeld(lockK2), Is.False, "no lock is left held");
+    }
+
+    /// <summary>
     /// Soak, seeds 7 and 1234: hot tagged keys stalled on every node for a second at a time. A flight that held the key's
     /// distributed lock was replaced (a tag invalidation) before its loader started, and took the new flight's result while
     /// still holding the lock the new flight was waiting for. A replaced flight now lets go of its lock first.

@@ -208,8 +208,8 @@ internal sealed partial class MissPipeline
             }
 
             // 3. The distributed lock: one pipelined attempt. What this batch holds (or may load without the lock) is loaded
-            // and released first; only then does it wait for the keys other nodes are loading, and load those whose owner
-            // left no value in a second call. It never holds a lock while it waits for another.
+            // and released first; only then does it wait for the keys other nodes are loading, and loads each whose owner
+            // left no value as soon as that is known. It never holds a lock while it waits for another.
             List<Flight<string, T>>? held = null;
             if (_lock.Enabled && pending.Count > 0)
             {
@@ -240,7 +240,7 @@ internal sealed partial class MissPipeline
                 pending = next;
             }
 
-            // 4. One loader call for what is left (and a second for keys whose owner on another node left no value).
+            // 4. One loader call for what is left (and one per key whose owner on another node left no value).
             var followers = new List<(Flight<string, T> Flight, Flight<string, T> Current)>();
             if (pending.Count > 0)
             {
@@ -250,12 +250,7 @@ internal sealed partial class MissPipeline
             await ReleaseAllAsync(leases).ConfigureAwait(false);
             if (held is not null)
             {
-                List<Flight<string, T>> orphaned = await AwaitOwnersAsync(held, leases, options, policy, flags).ConfigureAwait(false);
-                if (orphaned.Count > 0)
-                {
-                    followers.AddRange(await LoadBatchAsync(orphaned, state, loader, options, policy, flags).ConfigureAwait(false));
-                    await ReleaseAllAsync(leases).ConfigureAwait(false);
-                }
+                followers.AddRange(await AwaitOwnersAsync(held, state, loader, options, policy, flags).ConfigureAwait(false));
             }
 
             await FollowAsync(followers).ConfigureAwait(false);
@@ -275,34 +270,52 @@ internal sealed partial class MissPipeline
         }
     }
 
-    /// <summary>Waits for the other nodes' loads of <paramref name="held"/>; returns the keys to load here (their owner left no value, or the lock went away).</summary>
-    private async Task<List<Flight<string, T>>> AwaitOwnersAsync<T>(List<Flight<string, T>> held, List<(string Key, IAsyncDisposable Lease)> leases, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    /// <summary>
+    /// Waits for the other nodes' loads of <paramref name="held"/>, each key on its own: a key whose owner left no value is
+    /// loaded here as soon as that is known (under the lock it took over, released right after), not once every other
+    /// owner has finished too. Holding a taken-over lock while waiting for another key's owner would stall every node's
+    /// callers of that key for as long as that other owner takes, and two batches on two nodes doing so could wait for
+    /// each other until <see cref="CoalescingCacheOptions.DistributedLoadLockTimeout"/>. Returns the flights replaced
+    /// before loading (see <see cref="LoadBatchAsync"/>), to follow once this batch holds no lock.
+    /// </summary>
+    private async Task<List<(Flight<string, T> Flight, Flight<string, T> Current)>> AwaitOwnersAsync<TState, T>(List<Flight<string, T>> held, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
     {
-        var waits = new Task<LockOutcome<T>>[held.Count];
+        var waits = new Task<List<(Flight<string, T> Flight, Flight<string, T> Current)>>[held.Count];
         for (int i = 0; i < waits.Length; i++)
         {
-            waits[i] = _lock.AwaitOwnerAsync<T>(held[i].Key).AsTask();
+            waits[i] = AwaitOwnerThenLoadAsync(held[i], state, loader, options, policy, flags);
         }
 
-        LockOutcome<T>[] outcomes = await Task.WhenAll(waits).ConfigureAwait(false);
-        var orphaned = new List<Flight<string, T>>();
-        for (int i = 0; i < held.Count; i++)
+        var followers = new List<(Flight<string, T> Flight, Flight<string, T> Current)>();
+        foreach (List<(Flight<string, T> Flight, Flight<string, T> Current)> replaced in await Task.WhenAll(waits).ConfigureAwait(false))
         {
-            if (outcomes[i].Found is { } fromOwner)
-            {
-                CompleteFromL2(held[i], fromOwner, options, policy, flags);
-                continue;
-            }
-
-            if (outcomes[i].Lease is { } lease)
-            {
-                leases.Add((held[i].Key, lease));
-            }
-
-            orphaned.Add(held[i]);
+            followers.AddRange(replaced);
         }
 
-        return orphaned;
+        return followers;
+    }
+
+    /// <summary>One key another node was loading: its owner's value from L2, or a load here (under the lock taken over, if any).</summary>
+    private async Task<List<(Flight<string, T> Flight, Flight<string, T> Current)>> AwaitOwnerThenLoadAsync<TState, T>(Flight<string, T> flight, TState state, Func<TState, IReadOnlyList<string>, CancellationToken, Task<IReadOnlyDictionary<string, T>>> loader, CacheEntryOptions? options, Policy policy, CacheEntryFlags flags)
+    {
+        LockOutcome<T> outcome = await _lock.AwaitOwnerAsync<T>(flight.Key).ConfigureAwait(false);
+        if (outcome.Found is { } fromOwner)
+        {
+            CompleteFromL2(flight, fromOwner, options, policy, flags);
+            return [];
+        }
+
+        try
+        {
+            return await LoadBatchAsync([flight], state, loader, options, policy, flags).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (outcome.Lease is { } lease)
+            {
+                await _lock.ReleaseAsync(lease, flight.Key).ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task ReleaseAllAsync(List<(string Key, IAsyncDisposable Lease)> leases)

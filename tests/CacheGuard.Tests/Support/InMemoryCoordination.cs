@@ -56,8 +56,15 @@ public sealed class InMemoryLoadLock : IDistributedLoadLock
     public bool Broken { get; set; }
 
     private int _acquired;
+    private int _waiting;
 
     public int Acquired => Volatile.Read(ref _acquired);
+
+    /// <summary>Gets how many callers wait for a held key's release now.</summary>
+    public int Waiting => Volatile.Read(ref _waiting);
+
+    /// <summary>Whether someone holds the lock of <paramref name="key"/>.</summary>
+    public bool IsHeld(string key) => _held.ContainsKey(key);
 
     public ValueTask<IAsyncDisposable?> TryAcquireAsync(string key, CancellationToken cancellationToken)
     {
@@ -87,6 +94,7 @@ public sealed class InMemoryLoadLock : IDistributedLoadLock
             return true;
         }
 
+        Interlocked.Increment(ref _waiting);
         try
         {
             await released.Task.WaitAsync(timeout, cancellationToken);
@@ -95,6 +103,10 @@ public sealed class InMemoryLoadLock : IDistributedLoadLock
         catch (TimeoutException)
         {
             return false;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiting);
         }
     }
 
