@@ -27,63 +27,99 @@ internal sealed partial class L2Gateway
         return true;
     }
 
+    /// <summary>How many keys a replay writes at once: after an outage hundreds may wait, and each key's reads here are misses until its write lands.</summary>
+    private const int ReplayConcurrency = 16;
+
+    /// <summary>
+    /// Replays what is queued, <see cref="ReplayConcurrency"/> keys at a time, each in its key's sequencer turn; stops
+    /// starting more at the first failure (what is left stays queued for the next success).
+    /// </summary>
     private async Task ReplayAsync()
     {
-        int replayed = 0;
+        var run = new ReplayRun([.. _pending.Select(static pending => pending.Key)]);
         try
         {
-            foreach (KeyValuePair<string, PendingWrite> pending in _pending)
+            var workers = new Task[Math.Min(ReplayConcurrency, run.Keys.Length)];
+            for (int i = 0; i < workers.Length; i++)
             {
-                if (!Allowed())
-                {
-                    return;
-                }
-
-                using KeyedSequencer.Turn turn = await Sequencer.EnterAsync(pending.Key).ConfigureAwait(false);
-
-                // The key's latest queued write (a write that reached L2 meanwhile has taken it off the queue). It stays
-                // queued until it has landed: until then every read of the key here is a miss, as L2's copy is older.
-                if (!_pending.TryGetValue(pending.Key, out PendingWrite? write))
-                {
-                    continue;
-                }
-
-                try
-                {
-                    bool wrote = await ReplayOneAsync(pending.Key, write).ConfigureAwait(false);
-                    _pending.TryRemove(new KeyValuePair<string, PendingWrite>(pending.Key, write)); // unless superseded meanwhile
-                    if (wrote)
-                    {
-                        replayed++;
-                        if (write.Kind == PendingKind.Entry)
-                        {
-                            // Another node may have stored a newer load of the key between the check and the write:
-                            // announced, it removes the replayed value again if that is older than its own.
-                            EntryReplayed?.Invoke(write.Key);
-                        }
-                    }
-
-                    Report(_breaker.OnSuccess());
-                }
-#pragma warning disable CA1031 // Still failing: it stays queued; stop until the next success.
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    _metrics.L2Error("replay", ex is OperationCanceledException ? "timeout" : "exception");
-                    Report(_breaker.OnFailure());
-                    return;
-                }
+                workers[i] = ReplayWorkerAsync(run);
             }
+
+            await Task.WhenAll(workers).ConfigureAwait(false);
         }
         finally
         {
-            if (replayed > 0)
+            if (run.Replayed > 0)
             {
-                Log.PendingWritesReplayed(_logger, _settings.Name, replayed);
+                Log.PendingWritesReplayed(_logger, _settings.Name, run.Replayed);
             }
 
             Volatile.Write(ref _replaying, 0);
         }
+    }
+
+    private async Task ReplayWorkerAsync(ReplayRun run)
+    {
+        while (Volatile.Read(ref run.Stopped) == 0)
+        {
+            int index = Interlocked.Increment(ref run.Next);
+            if (index >= run.Keys.Length)
+            {
+                return;
+            }
+
+            if (!Allowed())
+            {
+                Volatile.Write(ref run.Stopped, 1);
+                return;
+            }
+
+            string l2Key = run.Keys[index];
+            using KeyedSequencer.Turn turn = await Sequencer.EnterAsync(l2Key).ConfigureAwait(false);
+
+            // The key's latest queued write (a write that reached L2 meanwhile has taken it off the queue). It stays
+            // queued until it has landed: until then every read of the key here is a miss, as L2's copy is older.
+            if (!_pending.TryGetValue(l2Key, out PendingWrite? write))
+            {
+                continue;
+            }
+
+            try
+            {
+                bool wrote = await ReplayOneAsync(l2Key, write).ConfigureAwait(false);
+                _pending.TryRemove(new KeyValuePair<string, PendingWrite>(l2Key, write)); // unless superseded meanwhile
+                if (wrote)
+                {
+                    Interlocked.Increment(ref run.Replayed);
+                    if (write.Kind == PendingKind.Entry)
+                    {
+                        // Another node may have stored a newer load of the key between the check and the write:
+                        // announced, it removes the replayed value again if that is older than its own.
+                        EntryReplayed?.Invoke(write.Key);
+                    }
+                }
+
+                Report(_breaker.OnSuccess());
+            }
+#pragma warning disable CA1031 // Still failing: it stays queued; stop until the next success.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _metrics.L2Error("replay", ex is OperationCanceledException ? "timeout" : "exception");
+                Report(_breaker.OnFailure());
+                Volatile.Write(ref run.Stopped, 1);
+                return;
+            }
+        }
+    }
+
+    /// <summary>One replay: the keys queued when it began, the next one to take, and how it went.</summary>
+    private sealed class ReplayRun(string[] keys)
+    {
+        public readonly string[] Keys = keys;
+        public int Next = -1;
+        public int Stopped;
+        public int Replayed;
     }
 
     /// <summary>
