@@ -39,6 +39,58 @@ public class TagTests
         Assert.That(calls, Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// A load whose tags the call fixes is joined until one of its own tags is invalidated, not until any tag is: an
+    /// invalidation of another group does not make every caller of a hot key start its own load (and, with a distributed
+    /// lock, its own lock attempt). A load whose loader may choose its tags still stops being joined at any invalidation.
+    /// </summary>
+    [Test]
+    public async Task ALoadWithItsOwnTags_IsStillJoined_AfterAnotherTagsInvalidation_ButNotAfterItsOwn()
+    {
+        var time = new FakeTimeProvider();
+        using var cache = TestCaches.Create(time: time);
+        var loader = new TestCaches.GatedLoader<string>();
+        Task<string> first = cache.GetOrLoadAsync("a", loader.Load, Tagged("users")).AsTask();
+        await TestCaches.Until(() => loader.Calls == 1, "the load starts");
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await cache.RemoveByTagAsync("orders");
+        time.Advance(TimeSpan.FromSeconds(1));
+        Task<string> joined = cache.GetOrLoadAsync("a", loader.Load, Tagged("users")).AsTask();
+        Assert.That(cache.WaitersFor("a"), Is.EqualTo(2), "another group's invalidation: the second caller joins");
+        Assert.That(loader.Calls, Is.EqualTo(1));
+
+        await cache.RemoveByTagAsync("users");
+        time.Advance(TimeSpan.FromSeconds(1));
+        var later = new TestCaches.GatedLoader<string>();
+        Task<string> third = cache.GetOrLoadAsync("a", later.Load, Tagged("users")).AsTask();
+        Assert.That(cache.WaitersFor("a"), Is.EqualTo(1), "its own tag invalidated: the third caller starts a new flight");
+
+        loader.Gate.SetResult("before"); // one loader per key: the new flight loads once the old loader has ended
+        await TestCaches.Until(() => later.Calls == 1, "the new flight loads");
+        later.Gate.SetResult("after");
+        Assert.That(await first, Is.EqualTo("before"));
+        Assert.That(await joined, Is.EqualTo("before"));
+        Assert.That(await third, Is.EqualTo("after"));
+        Assert.That(await cache.GetOrLoadAsync("a", _ => Task.FromResult("unused"), Tagged("users")), Is.EqualTo("after"), "only the load after the invalidation was cached");
+
+        // A loader that may choose its tags (through its context): any invalidation ends joining it.
+        var context = new TestCaches.GatedLoader<string>();
+        Task<string> withContext = cache.GetOrLoadAsync<int, string>("b", 0, (_, ctx, ct) => context.Load(ct)).AsTask();
+        await TestCaches.Until(() => context.Calls == 1, "the load starts");
+        time.Advance(TimeSpan.FromSeconds(1));
+        await cache.RemoveByTagAsync("orders");
+        time.Advance(TimeSpan.FromSeconds(1));
+        var next = new TestCaches.GatedLoader<string>();
+        Task<string> afterAny = cache.GetOrLoadAsync<int, string>("b", 0, (_, ctx, ct) => next.Load(ct)).AsTask();
+        Assert.That(cache.WaitersFor("b"), Is.EqualTo(1), "any invalidation: a new flight");
+        context.Gate.SetResult("b1");
+        await TestCaches.Until(() => next.Calls == 1, "the new flight loads");
+        next.Gate.SetResult("b2");
+        Assert.That(await withContext, Is.EqualTo("b1"));
+        Assert.That(await afterAny, Is.EqualTo("b2"));
+    }
+
     [Test]
     public async Task ALoadRunningDuringTheInvalidation_IsNotCachedAsValid()
     {

@@ -30,12 +30,13 @@ internal enum LoaderStage : byte
 internal abstract class Flight<TKey>
     where TKey : notnull
 {
-    protected Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
+    protected Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, string[]? knownTags)
     {
         Stripe = stripe;
         Key = key;
         Ticket = ticket;
         MayBeTagged = mayBeTagged;
+        KnownTags = knownTags;
         Waiters = 1;
         Pinned = !cancellable;
 
@@ -53,6 +54,13 @@ internal abstract class Flight<TKey>
 
     /// <summary>Gets whether the flight's result may carry tags (so a tag invalidation stops later callers from joining it).</summary>
     public bool MayBeTagged { get; }
+
+    /// <summary>
+    /// Gets the tags the flight's result will carry, when they were known as it started (the call's own, with a loader
+    /// that cannot choose others): then only an invalidation of one of them stops later callers from joining it, the
+    /// rule its result is published by. <see langword="null"/>: any tag invalidation does, if it <see cref="MayBeTagged"/>.
+    /// </summary>
+    public string[]? KnownTags { get; }
 
     /// <summary>Gets the token handed to the work: cancelled only when every waiter has cancelled.</summary>
     public CancellationToken WorkToken => WorkCancellation?.Token ?? CancellationToken.None;
@@ -131,8 +139,8 @@ internal abstract class Flight<TKey>
 internal sealed class Flight<TKey, T> : Flight<TKey>
     where TKey : notnull
 {
-    public Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable)
-        : base(stripe, key, ticket, mayBeTagged, cancellable)
+    public Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, string[]? knownTags = null)
+        : base(stripe, key, ticket, mayBeTagged, cancellable, knownTags)
     {
     }
 

@@ -63,7 +63,7 @@ internal sealed class FlightTable<TKey>
     /// Joins the key's current flight, or starts a new one (replacing a superseded or abandoned one). Returns
     /// <see langword="null"/>, with the running flight in <paramref name="other"/>, when the current flight produces another type.
     /// </summary>
-    public Flight<TKey, T>? JoinOrStart<T>(TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, out bool started, out Flight<TKey>? other)
+    public Flight<TKey, T>? JoinOrStart<T>(TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, out bool started, out Flight<TKey>? other, string[]? knownTags = null)
     {
         FlightStripe<TKey> stripe = StripeOf(key);
         lock (stripe.Gate)
@@ -84,7 +84,7 @@ internal sealed class FlightTable<TKey>
                 return null;
             }
 
-            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null };
+            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable, knownTags) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null };
             slot = flight;
             started = true;
             other = null;
@@ -93,7 +93,7 @@ internal sealed class FlightTable<TKey>
     }
 
     /// <summary>Starts a flight for <paramref name="key"/> only if no current one is running; nobody waits on it, so it cannot be cancelled.</summary>
-    public Flight<TKey, T>? TryStart<T>(TKey key, in Ticket ticket, bool mayBeTagged)
+    public Flight<TKey, T>? TryStart<T>(TKey key, in Ticket ticket, bool mayBeTagged, string[]? knownTags = null)
     {
         FlightStripe<TKey> stripe = StripeOf(key);
         lock (stripe.Gate)
@@ -104,7 +104,7 @@ internal sealed class FlightTable<TKey>
                 return null;
             }
 
-            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable: false) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null, Waiters = 0 };
+            var flight = new Flight<TKey, T>(stripe, key, ticket, mayBeTagged, cancellable: false, knownTags) { Predecessor = exists ? LoadingAncestorLocked(slot!) : null, Waiters = 0 };
             slot = flight;
             return flight;
         }

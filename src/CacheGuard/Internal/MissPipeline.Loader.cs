@@ -375,7 +375,7 @@ internal sealed partial class MissPipeline
         {
             string key = flight.Key;
             Ticket ticket = _versions.Capture(key, _settings.NowTicks);
-            Flight<string, T>? current = Flights.JoinOrStart<T>(key, ticket, flight.MayBeTagged, cancellable: false, out bool started, out Flight<string>? other)
+            Flight<string, T>? current = Flights.JoinOrStart<T>(key, ticket, flight.MayBeTagged, cancellable: false, out bool started, out Flight<string>? other, flight.KnownTags)
                 ?? throw _settings.TypeMismatch(key, other!.ValueType, typeof(T));
             if (started)
             {

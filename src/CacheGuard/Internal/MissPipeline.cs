@@ -37,7 +37,11 @@ internal sealed partial class MissPipeline
         _background = background;
         _metrics = metrics;
         _logger = logger;
-        Flights = new FlightTable<string>(StringComparer.Ordinal, f => versions.IsJoinable(f.Ticket, f.MayBeTagged));
+        // A flight whose tags are known is joined while none of them (nor "*") was invalidated since it started: the rule
+        // its value is published by. Otherwise any tag invalidation ends joining it, if its value may carry tags.
+        Flights = new FlightTable<string>(
+            StringComparer.Ordinal,
+            f => f.KnownTags is { } known ? versions.IsCurrent(f.Ticket) && tags.Allows(known, f.Ticket.StartedTicks) : versions.IsJoinable(f.Ticket, f.MayBeTagged));
         _lookups = new FlightTable<string>(StringComparer.Ordinal, f => versions.IsJoinable(f.Ticket, mayBeTagged: true));
     }
 
@@ -78,7 +82,7 @@ internal sealed partial class MissPipeline
 
         Policy policy = _settings.Resolve(options);
         Ticket ticket = _versions.Capture(key, _settings.NowTicks);
-        Flight<string, T>? flight = Flights.JoinOrStart<T>(key, ticket, MayBeTagged(options, loader.WantsContext), cancellationToken.CanBeCanceled, out bool started, out Flight<string>? running);
+        Flight<string, T>? flight = Flights.JoinOrStart<T>(key, ticket, MayBeTagged(options, loader.WantsContext), cancellationToken.CanBeCanceled, out bool started, out Flight<string>? running, KnownTags(options, loader.WantsContext));
         if (flight is null)
         {
             throw _settings.TypeMismatch(key, running!.ValueType, typeof(T));
@@ -116,7 +120,7 @@ internal sealed partial class MissPipeline
         }
 
         Ticket ticket = _versions.Capture(key, _settings.NowTicks);
-        Flight<string, T>? flight = Flights.TryStart<T>(key, ticket, MayBeTagged(options, loader.WantsContext));
+        Flight<string, T>? flight = Flights.TryStart<T>(key, ticket, MayBeTagged(options, loader.WantsContext), KnownTags(options, loader.WantsContext));
         if (flight is null)
         {
             return; // a load of the key is already running: it is the refresh
@@ -130,6 +134,9 @@ internal sealed partial class MissPipeline
     }
 
     private static bool MayBeTagged(CacheEntryOptions? options, bool wantsContext) => wantsContext || options?.Tags is { Count: > 0 };
+
+    /// <summary>The tags a flight's value will carry, when the call's options fix them (a loader with a context may choose others).</summary>
+    private static string[]? KnownTags(CacheEntryOptions? options, bool wantsContext) => !wantsContext && options?.Tags is { Count: > 0 } tags ? [.. tags] : null;
 
     /// <summary>
     /// Runs a flight to completion: every outcome, value or error, ends in the flight, so this never throws. The stages
