@@ -141,9 +141,7 @@ internal sealed partial class MissPipeline
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            FlightTable<string>.ExitLoader(flight);
-            flight.Fail(ex);
-            return Task.CompletedTask;
+            return LoaderFailed(flight, ex);
         }
 
         if (run.Loading.IsCompletedSuccessfully)
@@ -317,8 +315,7 @@ internal sealed partial class MissPipeline
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            FlightTable<string>.ExitLoader(flight);
-            flight.Fail(ex);
+            return LoaderFailed(flight, ex);
         }
 
         return Task.CompletedTask;
@@ -328,6 +325,14 @@ internal sealed partial class MissPipeline
             flight.Complete(value);
             return Task.CompletedTask;
         }
+    }
+
+    /// <summary>The loader stage failed before the flight had an outcome: frees the key's loader slot, then fails the flight.</summary>
+    private static Task LoaderFailed<T>(Flight<string, T> flight, Exception error)
+    {
+        FlightTable<string>.ExitLoader(flight);
+        flight.Fail(error);
+        return Task.CompletedTask;
     }
 
     /// <summary>Stores a loaded value in L2 then L1 (the loader slot is already free), then completes the flight; never throws.</summary>
@@ -367,30 +372,6 @@ internal sealed partial class MissPipeline
     /// <param name="Activity">The load's trace activity, if anyone listens.</param>
     /// <param name="Started">When it started (a timestamp), if someone reads the load's duration.</param>
     private readonly record struct LoaderRun<T>(Task<T> Loading, LoadContext<T>? Context, CancellationTokenSource? Abandon, Activity? Activity, long? Started);
-
-    /// <summary>A flight replaced before its loader started takes the key's current flight's result, starting that flight if none runs; never throws.</summary>
-    private async Task FollowCurrentAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options)
-    {
-        try
-        {
-            string key = flight.Key;
-            Ticket ticket = _versions.Capture(key, _settings.NowTicks);
-            Flight<string, T>? current = Flights.JoinOrStart<T>(key, ticket, flight.MayBeTagged, cancellable: false, out bool started, out Flight<string>? other, flight.KnownTags)
-                ?? throw _settings.TypeMismatch(key, other!.ValueType, typeof(T));
-            if (started)
-            {
-                current.Run = RunAsync(current, state, loader, options, hint: null, refreshOf: null);
-            }
-
-            flight.Complete(await current.WaitAsync(CancellationToken.None).ConfigureAwait(false));
-        }
-#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            flight.Fail(ex);
-        }
-    }
 
     /// <summary>What a loaded value is stored as: created when its work started (so a tag invalidated meanwhile wins).</summary>
     private static L1Entry<T> Loaded<T>(in Ticket ticket, T value, in Lifetimes lifetimes, IReadOnlyList<string>? tags, TimeSpan took, long now) =>

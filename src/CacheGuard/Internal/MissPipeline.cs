@@ -5,9 +5,9 @@ namespace CacheGuard.Internal;
 /// <summary>
 /// The miss path. One flight per key runs the stages L1 re-check → L2 → distributed lock → loader, and every stage that
 /// ends with a value hands it to the <see cref="Publisher"/> (the one step that decides whether it may land) before it
-/// completes the flight. Callers wait for the flight, each within its own soft and hard timeouts. This file: entry,
-/// early refresh, the stages before the loader; <c>.L2.cs</c>: the L2 stage; <c>.Loader.cs</c>: the lock and loader stages;
-/// <c>.Waiting.cs</c>: callers' waits, fail-safe and timeouts;
+/// completes the flight. Callers wait for the flight, each within its own soft and hard timeouts. This file: entry (and
+/// following the current flight), early refresh, the stages before the loader; <c>.L2.cs</c>: the L2 stage;
+/// <c>.Loader.cs</c>: the lock and loader stages; <c>.Waiting.cs</c>: callers' waits, fail-safe and timeouts;
 /// <c>.Batch.cs</c> and <c>.Lookup.cs</c>: many keys at once, and lookups without a loader.
 /// </summary>
 internal sealed partial class MissPipeline
@@ -229,6 +229,30 @@ internal sealed partial class MissPipeline
         }
 
         return false;
+    }
+
+    /// <summary>A flight replaced before its loader started takes the key's current flight's result, starting that flight if none runs; never throws.</summary>
+    private async Task FollowCurrentAsync<TState, T>(Flight<string, T> flight, TState state, Loader<TState, T> loader, CacheEntryOptions? options)
+    {
+        try
+        {
+            string key = flight.Key;
+            Ticket ticket = _versions.Capture(key, _settings.NowTicks);
+            Flight<string, T>? current = Flights.JoinOrStart<T>(key, ticket, flight.MayBeTagged, cancellable: false, out bool started, out Flight<string>? other, flight.KnownTags)
+                ?? throw _settings.TypeMismatch(key, other!.ValueType, typeof(T));
+            if (started)
+            {
+                current.Run = RunAsync(current, state, loader, options, hint: null, refreshOf: null);
+            }
+
+            flight.Complete(await current.WaitAsync(CancellationToken.None).ConfigureAwait(false));
+        }
+#pragma warning disable CA1031 // Every outcome belongs to the flight's callers.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            flight.Fail(ex);
+        }
     }
 
     /// <summary>Counts a flight's run as background work, once: its callers stopped waiting and it goes on for the cache's sake.</summary>
