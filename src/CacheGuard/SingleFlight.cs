@@ -103,9 +103,9 @@ public sealed class SingleFlight<TKey, TValue>
             }
         }
 
-        return WithSharedAsync(flight, flight.WaitAsync(cancellationToken));
+        return WithSharedAsync(flight, cancellationToken.CanBeCanceled ? new ValueTask<TValue>(flight.WaitAsync(cancellationToken)) : flight.WaitUntokenedAsync());
 
-        static async Task<SingleFlightResult<TValue>> WithSharedAsync(Flight<TKey, TValue> flight, Task<TValue> wait)
+        static async Task<SingleFlightResult<TValue>> WithSharedAsync(Flight<TKey, TValue> flight, ValueTask<TValue> wait)
         {
             TValue value = await wait.ConfigureAwait(false);
             return new SingleFlightResult<TValue>(value, flight.Shared);

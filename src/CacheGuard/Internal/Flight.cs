@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using System.Threading.Tasks.Sources;
 
 namespace CacheGuard.Internal;
 
@@ -112,6 +115,12 @@ internal abstract class Flight<TKey>
         set => Extras.LoaderFinished = value;
     }
 
+    /// <summary>Reads <see cref="State"/> without the lock: once it reads as completed, the outcome fields are visible.</summary>
+    internal FlightState StateAcquired => (FlightState)Volatile.Read(ref Unsafe.As<FlightState, byte>(ref State));
+
+    /// <summary>Sets <see cref="State"/> (under the lock) after the outcome fields, for readers without the lock.</summary>
+    internal void ReleaseState(FlightState state) => Volatile.Write(ref Unsafe.As<FlightState, byte>(ref State), (byte)state);
+
     /// <summary>Gets or sets how many waiters' tokens fired (guarded).</summary>
     internal int Cancelled
     {
@@ -136,7 +145,13 @@ internal abstract class Flight<TKey>
 }
 
 /// <summary>One execution in flight for a key, producing a <typeparamref name="T"/>.</summary>
-internal sealed class Flight<TKey, T> : Flight<TKey>
+/// <remarks>
+/// The flight is also the <see cref="IValueTaskSource{TResult}"/> of the callers that await it without a token
+/// (<see cref="WaitUntokenedAsync"/>): their continuations park on the flight, in pooled storage, and its outcome is read
+/// from its fields. A flight is never reused, so every such <see cref="ValueTask{TResult}"/> stays valid, however often
+/// it is awaited.
+/// </remarks>
+internal sealed class Flight<TKey, T> : Flight<TKey>, IValueTaskSource<T>
     where TKey : notnull
 {
     public Flight(FlightStripe<TKey> stripe, TKey key, in Ticket ticket, bool mayBeTagged, bool cancellable, string[]? knownTags = null)
@@ -148,8 +163,8 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
 
     internal Exception? Error; // guarded until completed, then immutable
 
-    /// <summary>Created on demand, under the lock, by the first caller that must wait: an uncontended flight that completes synchronously never allocates one.</summary>
-    internal TaskCompletionSource<T>? Completion; // guarded
+    /// <summary>Made on demand, under the lock, by the first caller that must wait: an uncontended flight that completes synchronously never allocates one.</summary>
+    internal FlightWaiters<T>? Waiting; // guarded
 
     /// <summary>Gets the value that may stand in for this flight's result (fail-safe, soft timeout), once known.</summary>
     public CacheItem<T>? Stale => (CacheItem<T>?)ExtrasIfAny?.Stale;
@@ -220,6 +235,45 @@ internal sealed class Flight<TKey, T> : Flight<TKey>
             }
         }
     }
+
+    /// <summary>
+    /// Waits for the flight's outcome without a token: the caller's continuation parks on the flight (no allocation per
+    /// caller once the pool holds storage of the stampede's size). A token-less caller pins the flight, so it never
+    /// needs to leave early.
+    /// </summary>
+    public ValueTask<T> WaitUntokenedAsync() => StateAcquired switch
+    {
+        FlightState.Succeeded => new ValueTask<T>(Value!),
+        FlightState.Failed => ValueTask.FromException<T>(Error!),
+        _ => new ValueTask<T>(this, 0),
+    };
+
+    ValueTaskSourceStatus IValueTaskSource<T>.GetStatus(short token) => StateAcquired switch
+    {
+        FlightState.Succeeded => ValueTaskSourceStatus.Succeeded,
+        FlightState.Failed => ValueTaskSourceStatus.Faulted, // as the shared task reports it, an OperationCanceledException included
+        _ => ValueTaskSourceStatus.Pending,
+    };
+
+    T IValueTaskSource<T>.GetResult(short token)
+    {
+        FlightState state = StateAcquired;
+        if (state is not (FlightState.Succeeded or FlightState.Failed))
+        {
+            // Read before completion (sync-over-async on a pending ValueTask): block, as a task-backed one would.
+            return FlightTable<TKey>.GetTask(this).GetAwaiter().GetResult();
+        }
+
+        if (state == FlightState.Failed)
+        {
+            ExceptionDispatchInfo.Throw(Error!);
+        }
+
+        return Value!;
+    }
+
+    void IValueTaskSource<T>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        FlightTable<TKey>.Park(this, continuation, state, flags);
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1031", Justification = "Never thrown here: extracted to be rethrown to every waiter.")]
     internal static Exception ExtractError(Task task)

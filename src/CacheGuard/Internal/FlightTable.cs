@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
 
 namespace CacheGuard.Internal;
 
@@ -202,7 +203,7 @@ internal sealed class FlightTable<TKey>
     /// <param name="exitLoader">Also records that its loader has finished, in the same step (see <see cref="ExitLoader"/>).</param>
     internal static void Complete<T>(Flight<TKey, T> flight, T? value, Exception? error, bool exitLoader = false)
     {
-        TaskCompletionSource<T>? completion;
+        FlightWaiters<T>? waiting;
         TaskCompletionSource? loaderWaiting = null;
         lock (flight.Stripe.Gate)
         {
@@ -218,7 +219,7 @@ internal sealed class FlightTable<TKey>
                     RemoveIfCurrent(flight); // already answered (a hard timeout): it kept the slot until its loader ended
                 }
 
-                completion = null;
+                waiting = null;
             }
             else
             {
@@ -229,32 +230,44 @@ internal sealed class FlightTable<TKey>
                     RemoveIfCurrent(flight);
                 }
 
-                flight.State = error is null ? FlightState.Succeeded : FlightState.Failed;
                 flight.Value = value;
                 flight.Error = error;
-                completion = flight.Completion;
+                flight.ReleaseState(error is null ? FlightState.Succeeded : FlightState.Failed); // last: token-less waiters read it without the lock
+                waiting = flight.Waiting;
             }
         }
 
         loaderWaiting?.TrySetResult();
-        if (completion is not null)
+        waiting?.Release(value, error);
+    }
+
+    /// <summary>Parks the continuation of a caller awaiting <paramref name="flight"/> without a token; schedules it at once if the flight has completed.</summary>
+    internal static void Park<T>(Flight<TKey, T> flight, Action<object?> continuation, object? state, ValueTaskSourceOnCompletedFlags flags)
+    {
+        lock (flight.Stripe.Gate)
         {
-            Publish(completion, value, error);
+            if (flight.State is FlightState.Running or FlightState.Abandoned)
+            {
+                (flight.Waiting ??= new FlightWaiters<T>()).Parked.Add(continuation, state, flags);
+                return;
+            }
         }
+
+        ParkedContinuations.ScheduleNow(continuation, state, flags);
     }
 
     internal static Task<T> GetTask<T>(Flight<TKey, T> flight)
     {
-        TaskCompletionSource<T>? created = null;
+        TaskCompletionSource<T> created;
         lock (flight.Stripe.Gate)
         {
-            if (flight.Completion is { } existing)
+            FlightWaiters<T> waiting = flight.Waiting ??= new FlightWaiters<T>();
+            if (waiting.Shared is { } existing)
             {
                 return existing.Task;
             }
 
-            created = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-            flight.Completion = created;
+            waiting.Shared = created = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
             if (flight.State is FlightState.Running or FlightState.Abandoned)
             {
                 return created.Task;
@@ -262,7 +275,7 @@ internal sealed class FlightTable<TKey>
         }
 
         // The flight finished before anyone asked for its task: publish its outcome into the new one.
-        Publish(created, flight.Value, flight.Error);
+        FlightWaiters<T>.Publish(created, flight.Value, flight.Error);
         return created.Task;
     }
 
@@ -327,22 +340,6 @@ internal sealed class FlightTable<TKey>
         else if (flight.Predecessor is { Loader: LoaderStage.Running } loading)
         {
             flights.Add(flight.Key, loading);
-        }
-    }
-
-    private static void Publish<T>(TaskCompletionSource<T> completion, T? value, Exception? error)
-    {
-        if (error is null)
-        {
-            completion.TrySetResult(value!);
-        }
-        else
-        {
-            completion.TrySetException(error);
-
-            // Mark the exception observed: if every waiter cancelled, nobody awaits this task, and an unobserved
-            // exception would surface later on the finalizer thread. Waiters that do await it still get it.
-            _ = completion.Task.Exception;
         }
     }
 }

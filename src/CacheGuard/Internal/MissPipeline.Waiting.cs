@@ -34,9 +34,9 @@ internal sealed partial class MissPipeline
     private ValueTask<T> WaitAsync<T>(Flight<string, T> flight, in Policy policy, CancellationToken cancellationToken)
     {
         bool callerHard = policy.HardTimeout is not null && _settings.AllowBackgroundCompletion;
-        return policy.SoftTimeout is null && !callerHard
-            ? new ValueTask<T>(flight.WaitAsync(cancellationToken))
-            : WaitWithTimeoutsAsync(flight, policy, callerHard, cancellationToken);
+        return policy.SoftTimeout is not null || callerHard ? WaitWithTimeoutsAsync(flight, policy, callerHard, cancellationToken)
+            : cancellationToken.CanBeCanceled ? new ValueTask<T>(flight.WaitAsync(cancellationToken))
+            : flight.WaitUntokenedAsync();
     }
 
     private async ValueTask<T> WaitWithTimeoutsAsync<T>(Flight<string, T> flight, Policy policy, bool callerHard, CancellationToken cancellationToken)
