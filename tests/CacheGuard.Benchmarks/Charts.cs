@@ -48,7 +48,7 @@ internal static class Charts
 
         if (r.Stampede is { Count: > 0 } stampede)
         {
-            List<StampedeResult> parked = stampede.Where(s => s.Mode == StampedeMode.Parked).ToList();
+            List<StampedeResult> parked = stampede.Where(s => s.Mode == StampedeMode.Parked && s.Subject != Stampede.HarnessSubject).ToList();
             int n = parked.Any(s => s.Callers == 10_000) ? 10_000 : parked.Max(s => s.Callers);
             var at = parked.Where(s => s.Callers == n && !s.Subject.Contains("cancellable", StringComparison.Ordinal) && !s.Subject.Contains("SingleFlight", StringComparison.Ordinal)).ToList();
             Bars(

@@ -45,7 +45,8 @@ internal sealed record StampedeResult(
 /// (its pending task, a state machine) is counted.
 /// </para>
 /// <para>
-/// The rows: a <c>Lazy&lt;Task&lt;T&gt;&gt;</c> every caller awaits is the floor (no cache at all: the least any
+/// The rows: the harness alone (callers released and handed a completed value: what waking them costs the runner and
+/// the thread pool, which every other row's bytes include); a <c>Lazy&lt;Task&lt;T&gt;&gt;</c> every caller awaits is the floor (no cache at all: the least any
 /// in-process coalescing can cost); CacheGuard without and with a cancellable token; HybridCache; FusionCache;
 /// CacheGuard's <see cref="SingleFlight{TKey, TValue}"/>; and naive cache-aside over <see cref="IMemoryCache"/> (every
 /// caller checks, misses and loads), the raw baseline, which runs the loader N times.
@@ -64,6 +65,7 @@ internal static class Stampede
             foreach (int n in callerCounts)
             {
                 int rounds = quick ? 2 : n > 10_000 ? 10 : 30;
+                results.Add(Measure(Library.Raw, HarnessSubject, mode, n, rounds, static () => new HarnessTarget()));
                 results.Add(Measure(Library.Raw, "Lazy<Task<T>> shared by all callers (floor)", mode, n, rounds, static () => new LazyTaskTarget()));
                 results.Add(Measure(Library.CacheGuard, "CacheGuard GetOrLoadAsync", mode, n, rounds, static () => new CacheGuardTarget(cancellable: false)));
                 results.Add(Measure(Library.CacheGuard, "CacheGuard GetOrLoadAsync, cancellable token", mode, n, rounds, static () => new CacheGuardTarget(cancellable: true)));
@@ -80,6 +82,9 @@ internal static class Stampede
 
     /// <summary>The raw baseline's subject, as the report finds it.</summary>
     public const string NaiveSubject = "naive cache-aside: IMemoryCache TryGetValue, load, Set";
+
+    /// <summary>The row that measures the runner itself: every caller is released and handed a value already there.</summary>
+    public const string HarnessSubject = "harness only: callers released, value already there (no load)";
 
     /// <summary>CacheGuard's main row, as the report finds it.</summary>
     public const string CacheGuardSubject = "CacheGuard GetOrLoadAsync";
@@ -215,6 +220,13 @@ internal static class Stampede
 
             return Value;
         }
+    }
+
+    private sealed class HarnessTarget : Target<Product>
+    {
+        private static readonly Product Ready = Product.Create(42);
+
+        public override ValueTask<Product> GetAsync() => new(Ready);
     }
 
     private sealed class LazyTaskTarget : Target<Product>
