@@ -64,6 +64,13 @@ internal struct ParkedContinuations
 {
     private const int FirstArraySize = 4;
 
+    /// <summary>
+    /// A pool of its own, shared by every thread: the shared pool keeps an array per thread first, and the threads that
+    /// return a stampede's arrays (the completing thread, the callers growing it) are rarely those that rent the next
+    /// one, so its arrays would sit stranded on other threads. It keeps no more arrays of a size than were in use at once.
+    /// </summary>
+    private static readonly ArrayPool<Parked> Storage = ArrayPool<Parked>.Create(maxArrayLength: 1 << 20, maxArraysPerBucket: 64);
+
     private Parked _first;
     private Parked[]? _more;
     private int _count;
@@ -106,7 +113,7 @@ internal struct ParkedContinuations
             }
 
             _more = null;
-            ArrayPool<Parked>.Shared.Return(more, clearArray: true); // no references kept to the awaiters' frames
+            Storage.Return(more, clearArray: true); // no references kept to the awaiters' frames
         }
 
         _first = default;
@@ -119,11 +126,11 @@ internal struct ParkedContinuations
 
     private void Grow()
     {
-        Parked[] larger = ArrayPool<Parked>.Shared.Rent(_more is null ? FirstArraySize : _more.Length * 2);
+        Parked[] larger = Storage.Rent(_more is null ? FirstArraySize : _more.Length * 2);
         if (_more is { } smaller)
         {
             Array.Copy(smaller, larger, _count - 1);
-            ArrayPool<Parked>.Shared.Return(smaller, clearArray: true);
+            Storage.Return(smaller, clearArray: true);
         }
 
         _more = larger;
